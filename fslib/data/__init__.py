@@ -1,0 +1,175 @@
+"""One entry point for every task, language and split: `load_split`; and the few-shot draw: `sample_shots`.
+
+Every split has the task's columns plus `lang`:
+- ner, pos: `tokens` (list of str), `tags` (list of label names)
+- xnli: `premise`, `hypothesis`, `label` (label name)
+- tydiqa: `id`, `context`, `question`, `answers` ({"text": [...], "answer_start": [...]}, as SQuAD)
+
+Split conventions (SPEC.md §3): XNLI has no target train split, its shots come from the target dev split and
+are removed from it; TyDiQA's official dev file is the test split, and a target's dev split is its train split
+without the shots (so it needs `k` and `seed`). English TyDiQA has no dev file at all: a fixed tenth of its train
+file, the same for every run, is held out as the source dev set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, Features, List, Value
+from datasets.exceptions import DatasetGenerationError
+
+from fslib.data.errors import DataError
+from fslib.data.xtreme import read_xtreme, xtreme_path
+from fslib.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
+from fslib.tasks import SPLITS, get_task
+
+SOURCES = ("xtreme", "hub")
+TYDIQA_SOURCE_DEV_FRACTION = 0.1
+
+FEATURES = {
+    "tagging": Features({"tokens": List(Value("string")), "tags": List(Value("string")), "lang": Value("string")}),
+    "classification": Features({"premise": Value("string"), "hypothesis": Value("string"),
+                                "label": Value("string"), "lang": Value("string")}),
+    "qa": Features({"id": Value("string"), "context": Value("string"), "question": Value("string"),
+                    "answers": {"text": List(Value("string")), "answer_start": List(Value("int32"))},
+                    "lang": Value("string")}),
+}
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from its parts, the same on every machine and Python process (unlike `hash`)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _rows(task: str, path: str, lang: str, stamp: str):
+    # `stamp` (size and mtime) is only here so that datasets' cache fingerprint changes when the file does.
+    for row in read_xtreme(task, Path(path)):
+        yield {**row, "lang": lang}
+
+
+def _read_xtreme_split(task: str, lang: str, file_split: str, data_dir: Path | str) -> Dataset:
+    path = xtreme_path(data_dir, task, lang, file_split).resolve()
+    stat = path.stat()
+    stamp = f"{stat.st_size}-{stat.st_mtime_ns}"
+    try:
+        return Dataset.from_generator(
+            _rows, features=FEATURES[get_task(task).kind],
+            gen_kwargs={"task": task, "path": str(path), "lang": lang, "stamp": stamp},
+            fingerprint=f"fslib-{stable_seed(task, path, lang, stamp):016x}")
+    except DatasetGenerationError as error:
+        # datasets wraps the reader's error; the reader's own message names the file and line.
+        cause = error.__cause__
+        raise (cause if isinstance(cause, DataError) else error) from None
+
+
+def _read_file_split(task: str, lang: str, file_split: str, source: str, data_dir: Path | str | None) -> Dataset:
+    if source == "hub":
+        from fslib.data.hub import load_hub_split
+
+        return load_hub_split(task, lang, file_split)
+    if data_dir is None:
+        raise DataError("source='xtreme' needs data_dir: the download/ folder of google-research/xtreme's "
+                        "download_data.sh (or a folder written by fslib.mini.generate)")
+    return _read_xtreme_split(task, lang, file_split, data_dir)
+
+
+def _without(dataset: Dataset, indices: list[int]) -> Dataset:
+    excluded = set(indices)
+    return dataset.select([i for i in range(len(dataset)) if i not in excluded])
+
+
+def _tydiqa_source_split(train: Dataset) -> tuple[list[int], list[int]]:
+    order = np.random.default_rng(stable_seed("tydiqa-source-dev")).permutation(len(train))
+    n_dev = max(1, round(len(train) * TYDIQA_SOURCE_DEV_FRACTION))
+    return sorted(order[n_dev:].tolist()), sorted(order[:n_dev].tolist())
+
+
+def shot_split(task: str, lang: str) -> str:
+    """The split the shots of `lang` are drawn from: dev for XNLI targets (no target train data), else train."""
+    return "dev" if task == "xnli" and lang != SOURCE_LANG else "train"
+
+
+def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path | str | None = None,
+               k: int | None = None, seed: int | None = None) -> Dataset:
+    """Load one split of one language as a `datasets.Dataset` (columns: see the module docstring).
+
+    source: "xtreme" (the on-disk layout of google-research/xtreme under `data_dir`) or "hub" (google/xtreme).
+    k, seed: for the dev split of a few-shot target, the shots to leave out (needed for TyDiQA targets, whose dev
+    split is carved from train; optional for XNLI targets, whose shots come from dev).
+    """
+    spec = get_task(task)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
+    if lang not in spec.languages and not (source == "xtreme" and data_dir is not None):
+        raise ValueError(f"unknown language {lang!r} for {task}; valid: {', '.join(spec.languages)}")
+    is_target = lang != SOURCE_LANG
+
+    if task == "xnli" and split == "train" and is_target:
+        raise DataError(f"XNLI has no training data in {lang!r}: its shots come from the dev split "
+                        f"(see fslib.data.shot_split)")
+    if task == "tydiqa":
+        if split == "test":
+            return _read_file_split(task, lang, "dev", source, data_dir)
+        train = _read_file_split(task, lang, "train", source, data_dir)
+        if not is_target:
+            source_train, source_dev = _tydiqa_source_split(train)
+            return train.select(source_train if split == "train" else source_dev)
+        if split == "train":
+            return train
+        if k is None or seed is None:
+            raise DataError(f"the TyDiQA dev split of {lang!r} is its train split without the shots: pass k and "
+                            f"seed to load_split")
+        return _without(train, shot_indices(train, task, k, seed))
+
+    dataset = _read_file_split(task, lang, split, source, data_dir)
+    if task == "xnli" and split == "dev" and is_target and k is not None and seed is not None:
+        return _without(dataset, shot_indices(dataset, task, k, seed))
+    return dataset
+
+
+def _language_of(dataset: Dataset) -> str:
+    languages = dataset.unique("lang")
+    if len(languages) != 1:
+        raise ValueError(f"shots are drawn from one language at a time; this dataset has {sorted(languages)}")
+    return languages[0]
+
+
+def shot_indices(dataset: Dataset, task: str, k: int, seed: int) -> list[int]:
+    """Row indices of the K shots (XNLI: K per class). The draw depends only on (task, language, seed), and a
+    smaller K takes a prefix of a larger K's draw, so the shots are nested across K and equal for every method."""
+    if k < 1:
+        raise ValueError(f"k must be a positive number of shots, got {k}")
+    lang = _language_of(dataset)
+    rng = np.random.default_rng(stable_seed("shots", task, lang, seed))
+    if get_task(task).kind != "classification":
+        if len(dataset) < k:
+            raise DataError(f"{task} {lang!r} has {len(dataset)} examples, fewer than k={k} shots")
+        return rng.permutation(len(dataset))[:k].tolist()
+    labels = np.asarray(dataset["label"])
+    indices = []
+    for label in get_task(task).labels:  # N-way K-shot: K of every class
+        of_class = np.flatnonzero(labels == label)
+        if len(of_class) < k:
+            raise DataError(f"{task} {lang!r} has {len(of_class)} examples of class {label!r}, fewer than k={k}")
+        indices.extend(of_class[rng.permutation(len(of_class))[:k]].tolist())
+    return indices
+
+
+def sample_shots(dataset: Dataset, task: str, k: int, seed: int) -> Dataset:
+    """The K-shot training set of one target language, drawn from `dataset` (its shot split)."""
+    return dataset.select(shot_indices(dataset, task, k, seed))
+
+
+def load_shots(task: str, lang: str, k: int, seed: int, *, source: str, data_dir: Path | str | None = None) -> Dataset:
+    """The shots of `lang`, from the split they are drawn from; a language without that split is named."""
+    try:
+        pool = load_split(task, lang, shot_split(task, lang), source=source, data_dir=data_dir)
+    except DataError as error:
+        why = " (XTREME-R has no UD training data for th, tl and yo)" if task == "pos" and lang in POS_WITHOUT_TRAIN else ""
+        raise DataError(f"no shots for {task} {lang!r}{why}: {error}") from None
+    return sample_shots(pool, task, k, seed)

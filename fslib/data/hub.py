@@ -1,0 +1,93 @@
+"""The Hugging Face hub source: `google/xtreme` (parquet configs) plus MultiNLI for the English XNLI train set.
+
+The `from_hub_*` functions convert the hub's schema (ClassLabel ids, `sentence1`/`gold_label`, language encoded
+in TyDiQA ids) to the kit's columns; they are plain functions on `datasets.Dataset` so they can be tested on
+in-memory datasets with the hub's exact schema.
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset, load_dataset
+
+from fslib.data.errors import DataError
+from fslib.languages import HUB_MISSING, HUB_UD_NAMES, TYDIQA_ID_PREFIXES
+
+HUB_DATASET = "google/xtreme"
+MULTINLI_DATASET = "nyu-mll/multi_nli"
+# The kit's split names on the hub. TyDiQA's hub "validation" is the paper's test set.
+HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+TYDIQA_HUB_SPLITS = {"train": "train", "test": "validation"}
+
+
+def hub_config(task: str, lang: str) -> str:
+    if lang in HUB_MISSING[task]:
+        raise DataError(f"{HUB_DATASET} has no {task} data for {lang!r} (an XTREME-R addition); use "
+                        f"source='xtreme' with data from google-research/xtreme's download_data.sh")
+    if task == "ner":
+        return f"PAN-X.{lang}"
+    if task == "pos":
+        if lang not in HUB_UD_NAMES:
+            raise DataError(f"{HUB_DATASET} has no udpos config for {lang!r}; languages with one: "
+                            f"{', '.join(HUB_UD_NAMES)}")
+        return f"udpos.{HUB_UD_NAMES[lang]}"
+    return {"xnli": "XNLI", "tydiqa": "tydiqa"}[task]
+
+
+def load_hub_split(task: str, lang: str, file_split: str) -> Dataset:
+    """One split as stored on the hub (file_split: train, dev or test), in the kit's columns."""
+    if task == "xnli" and file_split == "train":
+        return from_multinli(load_dataset(MULTINLI_DATASET, split="train"))
+    hub_split = (TYDIQA_HUB_SPLITS if task == "tydiqa" else HUB_SPLITS)[file_split]
+    dataset = load_dataset(HUB_DATASET, hub_config(task, lang), split=hub_split)
+    if task == "ner":
+        return from_hub_tagging(dataset, "ner_tags", lang)
+    if task == "pos":
+        return from_hub_tagging(dataset, "pos_tags", lang)
+    if task == "xnli":
+        return from_hub_xnli(dataset, lang)
+    return from_hub_tydiqa(dataset, lang)
+
+
+def from_hub_tagging(dataset: Dataset, tag_column: str, lang: str) -> Dataset:
+    """PAN-X (`ner_tags`) or udpos (`pos_tags`): ClassLabel ids to label names."""
+    names = dataset.features[tag_column].feature.names
+    return dataset.map(
+        lambda batch: {"tokens": batch["tokens"], "tags": [[names[i] for i in ids] for ids in batch[tag_column]],
+                       "lang": [lang] * len(batch["tokens"])},
+        batched=True, remove_columns=dataset.column_names, desc=f"converting {tag_column} ({lang})")
+
+
+def from_hub_xnli(dataset: Dataset, lang: str) -> Dataset:
+    """The hub's XNLI config holds all languages in one table (language, sentence1, sentence2, gold_label)."""
+    dataset = dataset.filter(lambda languages: [code == lang for code in languages], input_columns="language",
+                             batched=True)
+    if len(dataset) == 0:
+        raise DataError(f"{HUB_DATASET} XNLI has no rows for language {lang!r}")
+    return dataset.map(
+        lambda batch: {"premise": batch["sentence1"], "hypothesis": batch["sentence2"], "label": batch["gold_label"],
+                       "lang": batch["language"]},
+        batched=True, remove_columns=dataset.column_names)
+
+
+def from_multinli(dataset: Dataset) -> Dataset:
+    """MultiNLI train (ClassLabel entailment/neutral/contradiction, -1 for no gold label) as English XNLI."""
+    names = dataset.features["label"].names
+    dataset = dataset.filter(lambda labels: [label >= 0 for label in labels], input_columns="label", batched=True)
+    return dataset.map(
+        lambda batch: {"premise": batch["premise"], "hypothesis": batch["hypothesis"],
+                       "label": [names[i] for i in batch["label"]], "lang": ["en"] * len(batch["label"])},
+        batched=True, remove_columns=dataset.column_names)
+
+
+def from_hub_tydiqa(dataset: Dataset, lang: str) -> Dataset:
+    """The hub's tydiqa config mixes languages; the language is the id's prefix ("arabic-...")."""
+    prefix = {code: name for name, code in TYDIQA_ID_PREFIXES.items()}.get(lang)
+    if prefix is None:
+        raise DataError(f"TyDiQA has no language {lang!r}; languages: {', '.join(TYDIQA_ID_PREFIXES.values())}")
+    dataset = dataset.filter(lambda ids: [i.split("-", 1)[0] == prefix for i in ids], input_columns="id",
+                             batched=True)
+    return dataset.map(
+        lambda batch: {"lang": [lang] * len(batch["id"]),
+                       "answers": [{"text": list(a["text"]), "answer_start": [int(s) for s in a["answer_start"]]}
+                                   for a in batch["answers"]]},
+        batched=True, remove_columns=["title"])

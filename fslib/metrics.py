@@ -1,0 +1,66 @@
+"""Task metrics, all on a 0-100 scale, computed as XTREME computes them.
+
+- tagging: seqeval's F1 on the tag sequences. For NER that is entity F1 over BIO chunks; for POS, seqeval reads
+  each UPOS tag as a chunk type, so a run of identical tags is one chunk (this is why POS F1 differs from token
+  accuracy, and it is what XTREME reports).
+- TyDiQA: the SQuAD v1.1 evaluation (lower-case, strip ASCII punctuation and English articles, collapse
+  whitespace; best F1 and exact match over the gold answers). It is written out here because `evaluate`'s
+  squad metric is itself a script fetched from the hub. Like the official v1.1 script, only ASCII punctuation
+  is removed, so «quotes» and 。 count as tokens.
+- XNLI: accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import warnings
+from collections import Counter
+
+from seqeval.metrics import f1_score
+
+
+def tagging_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
+    """seqeval F1 (x100) of predicted tag sequences against gold ones."""
+    if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred)):
+        raise ValueError("gold and predicted tag sequences must have the same number of sentences and tokens")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # seqeval warns that POS tags "seem not to be NE tags"
+        return 100.0 * f1_score(gold, pred)
+
+
+_PUNCTUATION = set(string.punctuation)
+
+
+def _normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _f1(prediction: str, gold: str) -> float:
+    predicted, expected = _normalize_answer(prediction).split(), _normalize_answer(gold).split()
+    same = sum((Counter(predicted) & Counter(expected)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_f1_em(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+    """SQuAD v1.1 F1 and exact match (x100), each the best over an example's gold answers, averaged."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    if not predictions:
+        raise ValueError("no predictions to score")
+    f1 = exact = 0.0
+    for prediction, golds in zip(predictions, references):
+        f1 += max(_f1(prediction, gold) for gold in golds)
+        exact += max(float(_normalize_answer(prediction) == _normalize_answer(gold)) for gold in golds)
+    return {"f1": 100.0 * f1 / len(predictions), "exact_match": 100.0 * exact / len(predictions)}
+
+
+def accuracy(gold: list, pred: list) -> float:
+    if len(gold) != len(pred) or not gold:
+        raise ValueError(f"accuracy needs equally long, non-empty label lists (got {len(gold)} and {len(pred)})")
+    return 100.0 * sum(g == p for g, p in zip(gold, pred)) / len(gold)
