@@ -10,7 +10,7 @@ it exactly as they load the real model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -19,7 +19,10 @@ from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceCla
                           AutoModelForTokenClassification, PreTrainedModel, XLMRobertaConfig,
                           XLMRobertaForMaskedLM, XLMRobertaTokenizer)
 
-from fslib.tasks import Task, get_task
+from fslib.data import load_split, texts
+from fslib.data.errors import DataError
+from fslib.languages import MINI_LANGS
+from fslib.tasks import SPLITS, TASKS, Task, get_task
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0-3; <mask> is id 4 here
 TINY_CONFIG = dict(  # small enough to train in seconds on a CPU
@@ -56,6 +59,17 @@ def build_tiny_model(out_dir: Path | str, corpus: Iterable[str], *, seed: int = 
     tokenizer.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def mini_corpus(data_dir: Path | str) -> Iterator[str]:
+    """Every text of the offline benchmark under `data_dir` (all tasks, languages and splits)."""
+    for task in TASKS:
+        for lang in MINI_LANGS:
+            for split in ("train", "test") if task == "tydiqa" else SPLITS:
+                try:
+                    yield from texts(load_split(task, lang, split, source="xtreme", data_dir=data_dir))
+                except DataError:  # XNLI targets have no train split
+                    continue
 
 
 def load_model(name_or_path: str | Path, task: str | Task) -> PreTrainedModel:

@@ -14,29 +14,21 @@ file, the same for every run, is held out as the source dev set.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset
 from datasets.exceptions import DatasetGenerationError
 
 from fslib.data.errors import DataError
+from fslib.data.schema import FEATURES
 from fslib.data.xtreme import read_xtreme, xtreme_path
 from fslib.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
 from fslib.tasks import SPLITS, get_task
 
 SOURCES = ("xtreme", "hub")
 TYDIQA_SOURCE_DEV_FRACTION = 0.1
-
-FEATURES = {
-    "tagging": Features({"tokens": List(Value("string")), "tags": List(Value("string")), "lang": Value("string")}),
-    "classification": Features({"premise": Value("string"), "hypothesis": Value("string"),
-                                "label": Value("string"), "lang": Value("string")}),
-    "qa": Features({"id": Value("string"), "context": Value("string"), "question": Value("string"),
-                    "answers": {"text": List(Value("string")), "answer_start": List(Value("int32"))},
-                    "lang": Value("string")}),
-}
-
 
 def stable_seed(*parts: object) -> int:
     """A seed derived from its parts, the same on every machine and Python process (unlike `hash`)."""
@@ -163,6 +155,16 @@ def shot_indices(dataset: Dataset, task: str, k: int, seed: int) -> list[int]:
 def sample_shots(dataset: Dataset, task: str, k: int, seed: int) -> Dataset:
     """The K-shot training set of one target language, drawn from `dataset` (its shot split)."""
     return dataset.select(shot_indices(dataset, task, k, seed))
+
+
+def texts(dataset: Dataset) -> Iterator[str]:
+    """The raw text of every row (sentences, premises and hypotheses, questions and contexts)."""
+    columns = [c for c in ("premise", "hypothesis", "question", "context") if c in dataset.column_names]
+    for row in dataset:
+        if "tokens" in row:
+            yield " ".join(row["tokens"])
+        for column in columns:
+            yield row[column]
 
 
 def load_shots(task: str, lang: str, k: int, seed: int, *, source: str, data_dir: Path | str | None = None) -> Dataset:

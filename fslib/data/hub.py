@@ -10,6 +10,7 @@ from __future__ import annotations
 from datasets import Dataset, load_dataset
 
 from fslib.data.errors import DataError
+from fslib.data.schema import FEATURES
 from fslib.languages import HUB_MISSING, HUB_UD_NAMES, TYDIQA_ID_PREFIXES
 
 HUB_DATASET = "google/xtreme"
@@ -54,7 +55,7 @@ def from_hub_tagging(dataset: Dataset, tag_column: str, lang: str) -> Dataset:
     return dataset.map(
         lambda batch: {"tokens": batch["tokens"], "tags": [[names[i] for i in ids] for ids in batch[tag_column]],
                        "lang": [lang] * len(batch["tokens"])},
-        batched=True, remove_columns=dataset.column_names, desc=f"converting {tag_column} ({lang})")
+        batched=True, remove_columns=dataset.column_names, features=FEATURES["tagging"])
 
 
 def from_hub_xnli(dataset: Dataset, lang: str) -> Dataset:
@@ -66,7 +67,7 @@ def from_hub_xnli(dataset: Dataset, lang: str) -> Dataset:
     return dataset.map(
         lambda batch: {"premise": batch["sentence1"], "hypothesis": batch["sentence2"], "label": batch["gold_label"],
                        "lang": batch["language"]},
-        batched=True, remove_columns=dataset.column_names)
+        batched=True, remove_columns=dataset.column_names, features=FEATURES["classification"])
 
 
 def from_multinli(dataset: Dataset) -> Dataset:
@@ -76,7 +77,7 @@ def from_multinli(dataset: Dataset) -> Dataset:
     return dataset.map(
         lambda batch: {"premise": batch["premise"], "hypothesis": batch["hypothesis"],
                        "label": [names[i] for i in batch["label"]], "lang": ["en"] * len(batch["label"])},
-        batched=True, remove_columns=dataset.column_names)
+        batched=True, remove_columns=dataset.column_names, features=FEATURES["classification"])
 
 
 def from_hub_tydiqa(dataset: Dataset, lang: str) -> Dataset:
@@ -90,4 +91,4 @@ def from_hub_tydiqa(dataset: Dataset, lang: str) -> Dataset:
         lambda batch: {"lang": [lang] * len(batch["id"]),
                        "answers": [{"text": list(a["text"]), "answer_start": [int(s) for s in a["answer_start"]]}
                                    for a in batch["answers"]]},
-        batched=True, remove_columns=["title"])
+        batched=True, remove_columns=["title"], features=FEATURES["qa"])

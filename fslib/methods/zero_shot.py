@@ -1,0 +1,15 @@
+from fslib.languages import SOURCE_LANG
+from fslib.methods.base import Method
+from fslib.stages import Run
+
+
+class ZeroShot(Method):
+    """Zero-shot cross-lingual transfer (K=0): source-training only, best checkpoint on the source dev set,
+    evaluated on every language."""
+
+    name = "zero-shot"
+
+    def run(self, run: Run) -> None:
+        model, outcome = run.source_model()
+        run.source_dev_rows()
+        run.test_rows(model, [SOURCE_LANG, *run.targets], outcome)

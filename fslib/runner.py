@@ -1,0 +1,43 @@
+"""One call runs one experiment: `run_experiment(RunConfig(...))` trains what the method trains, evaluates every
+language, and writes the run's folder (config.json, extra tables, and results.csv last, atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from fslib.config import RunConfig
+from fslib.methods import METHODS
+from fslib.languages import SOURCE_LANG
+from fslib.results import CONFIG_FILE, RESULTS_FILE, rows_frame, write_atomic, write_results
+from fslib.stages import Run
+
+
+def run_dir(config: RunConfig) -> Path:
+    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>] (the last part only for runs on a
+    subset of the targets: gradient-single and gradient-subset)."""
+    resolved = config.resolved()
+    folder = Path(resolved.output_dir) / "runs" / resolved.task / resolved.label / f"k{resolved.k}" / \
+        f"seed{resolved.seed}"
+    all_targets = [lang for lang in resolved.languages if lang != SOURCE_LANG]
+    if resolved.target_langs != all_targets:
+        folder /= "+".join(resolved.target_langs)
+    return folder
+
+
+def run_experiment(config: RunConfig) -> pd.DataFrame:
+    """Run one experiment and return its result rows (also written under `run_dir(config)`)."""
+    run = Run(config)
+    c = run.config
+    METHODS[c.method].run(run)
+    frame = rows_frame(run.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
+                       config_hash=c.config_hash)
+    folder = run_dir(c)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESULTS_FILE).unlink(missing_ok=True)  # a rerun replaces the old rows only once it succeeds
+    write_atomic(folder / CONFIG_FILE, lambda temporary: c.save(temporary))
+    for name, table in run.tables.items():
+        write_atomic(folder / f"{name}.csv", lambda temporary, table=table: table.to_csv(temporary, index=False))
+    write_results(folder, frame)
+    return frame

@@ -1,0 +1,111 @@
+"""Stochastic gradient surgery (the paper's Algorithm 1; SPEC.md §2).
+
+At each optimisation step, with probability α, pick one oracle language uniformly, compute the gradient of its
+oracle batch (its K shots; for English, a batch of the source train set) and, if it conflicts with the training
+gradient (negative dot product), project the training gradient onto the oracle gradient's normal plane
+(the PCGrad projection of Yu et al., 2020). When the coin says no, the oracle forward/backward is skipped.
+
+Implementation: the model's gradients live in ONE flat buffer (each `param.grad` is a view into it, so autograd
+accumulates straight into it). Surgery copies the training gradient into a second flat buffer, lets the oracle
+backward fill the first, projects with a tensor coefficient `min(dot, 0) / |g_oracle|^2` (no Python `if` on a
+device scalar, so no host sync) and writes the result back: two gradient-sized buffers, one of which is the
+model's own gradient storage, and no `retain_graph`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+
+import torch
+
+EPS = 1e-20  # guards the division when an oracle gradient is exactly zero (the coefficient is then 0)
+
+
+def project_conflicting(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
+    """`g` unchanged when `g · g_ref >= 0`, else `g` minus its component along `g_ref` (flat tensors)."""
+    dot = torch.dot(g, g_ref)
+    return g - (dot.clamp(max=0) / (g_ref.dot(g_ref) + EPS)) * g_ref
+
+
+class FlatGradients:
+    """Lays the gradients of `parameters` out as views into one contiguous buffer, so that whole-model dot
+    products and copies are single kernels."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter]):
+        self.parameters = [p for p in parameters if p.requires_grad]
+        first = self.parameters[0]
+        self.buffer = torch.zeros(sum(p.numel() for p in self.parameters), dtype=first.dtype, device=first.device)
+        offset = 0
+        for p in self.parameters:
+            p.grad = self.buffer[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+
+    def zero_(self) -> None:
+        self.buffer.zero_()
+
+    def check_attached(self) -> None:
+        """Autograd accumulates in place into the views; if anything replaced a `.grad`, say so loudly."""
+        for p in self.parameters:
+            if p.grad is None or p.grad.data_ptr() < self.buffer.data_ptr() or \
+                    p.grad.data_ptr() >= self.buffer.data_ptr() + self.buffer.numel() * self.buffer.element_size():
+                raise RuntimeError("a parameter's .grad no longer points into the flat gradient buffer "
+                                   "(was zero_grad(set_to_none=True) called?)")
+
+
+class StochasticGradientSurgery:
+    """The stochastic part: a seeded generator draws, per application, Bernoulli(α) and the oracle language.
+
+    `oracle_loss(lang)` runs the forward pass on `lang`'s oracle batch and returns the loss; the caller's model
+    gradients must be a `FlatGradients`. Statistics are accumulated on the device and read at log time.
+    """
+
+    def __init__(self, grads: FlatGradients, oracle_languages: list[str], alpha: float, seed: int,
+                 oracle_loss: Callable[[str], torch.Tensor]):
+        if not oracle_languages:
+            raise ValueError("stochastic gradient surgery needs at least one oracle language")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.grads, self.languages, self.alpha, self.oracle_loss = grads, list(oracle_languages), alpha, oracle_loss
+        self.rng = random.Random(seed)
+        self.saved = torch.empty_like(grads.buffer)  # the second gradient-sized buffer: g_train
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.applications = 0
+        self.surgeries = 0  # coin said yes: oracle gradient computed
+        self.oracle_counts: Counter[str] = Counter()
+        device = self.grads.buffer.device
+        self._conflicts = torch.zeros((), device=device)
+        self._cosine_sum = torch.zeros((), device=device)
+
+    def __call__(self) -> None:
+        """Apply to the gradient accumulated so far (call after backward, before clipping and the step)."""
+        self.applications += 1
+        lang = self.rng.choice(self.languages)
+        if self.rng.random() >= self.alpha:
+            return
+        self.surgeries += 1
+        self.oracle_counts[lang] += 1
+        flat = self.grads.buffer
+        self.saved.copy_(flat)
+        flat.zero_()
+        self.oracle_loss(lang).backward()
+        self.grads.check_attached()
+        dot = torch.dot(self.saved, flat)
+        oracle_norm2 = torch.dot(flat, flat)
+        coefficient = dot.clamp(max=0) / (oracle_norm2 + EPS)
+        self._conflicts += (dot < 0).float()
+        self._cosine_sum += dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
+        self.saved.addcmul_(flat, coefficient, value=-1.0)  # g_train - coef * g_oracle
+        flat.copy_(self.saved)
+
+    def stats(self) -> dict[str, float]:
+        """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync."""
+        done = max(self.surgeries, 1)
+        stats = {"surgery_rate": self.surgeries / max(self.applications, 1),
+                 "conflict_rate": float(self._conflicts) / done,
+                 "mean_cosine": float(self._cosine_sum) / done if self.surgeries else float("nan")}
+        stats.update({f"oracle_{lang}": float(self.oracle_counts[lang]) for lang in self.languages})
+        return stats
