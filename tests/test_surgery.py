@@ -112,7 +112,7 @@ def batch(seed, size=4, length=12):
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
 def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha):
-    efficient, reference = tiny_xlmr(), tiny_xlmr()
+    efficient, reference = tiny_xlmr().double(), tiny_xlmr().double()  # float64: no rounding drift over steps
     reference.load_state_dict(efficient.state_dict())
     oracles = {"de": batch(100), "fr": batch(101), "en": batch(102)}
 
@@ -131,11 +131,11 @@ def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha):
         reference(**batch(step)).loss.backward()
         surgeon()
         plain()
-        assert torch.allclose(grads.buffer, ReferenceSurgery.flat(reference), atol=1e-6, rtol=1e-5)
+        assert torch.allclose(grads.buffer, ReferenceSurgery.flat(reference), atol=1e-12, rtol=1e-9)
         for optimizer in optimizers:
             optimizer.step()
         for (name, a), b in zip(efficient.named_parameters(), reference.parameters()):
-            assert torch.allclose(a, b, atol=1e-6), f"{name} differs after step {step}"
+            assert torch.allclose(a, b, atol=1e-12, rtol=1e-9), f"{name} differs after step {step}"
     assert plain.projections > 0  # the comparison exercised real projections
 
 
