@@ -21,7 +21,7 @@ from transformers import DataCollatorForTokenClassification, DataCollatorWithPad
 
 from fslib.tasks import Task, get_task
 
-FEATURES_VERSION = 1  # bump when the feature layout changes, to invalidate cached features
+FEATURES_VERSION = 2  # bump when the feature layout changes, to invalidate cached features
 IGNORE = -100
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "start_positions", "end_positions")
 
@@ -77,19 +77,14 @@ def prepare_qa_features(batch: dict, indices: list[int], tokenizer: PreTrainedTo
         start_char = answers["answer_start"][0]
         end_char = start_char + len(answers["text"][0])
         context_positions = [i for i, inside in enumerate(in_context) if inside]
-        first, last = context_positions[0], context_positions[-1]
-        if offset[first][0] > start_char or offset[last][1] < end_char:
+        if offset[context_positions[0]][0] > start_char or offset[context_positions[-1]][1] < end_char:
             starts.append(0)  # the answer is not inside this window: point at <s>
             ends.append(0)
             continue
-        start = first
-        while start <= last and offset[start][0] <= start_char:
-            start += 1
-        end = last
-        while end >= first and offset[end][1] >= end_char:
-            end -= 1
-        starts.append(start - 1)
-        ends.append(end + 1)
+        # first token ending after the answer's start, last token starting before its end (robust to XLM-R's
+        # standalone "▁" pieces, whose offsets repeat the next character's)
+        starts.append(next(i for i in context_positions if offset[i][1] > start_char))
+        ends.append(max(i for i in context_positions if offset[i][0] < end_char))
     encoded["start_positions"], encoded["end_positions"], encoded["offset_mapping"] = starts, ends, offsets
     encoded["example_index"] = [indices[i] for i in sample_of]
     encoded["lang"] = [batch["lang"][i] for i in sample_of]

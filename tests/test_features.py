@@ -8,6 +8,7 @@ from datasets import Dataset
 
 import fslib.features as features_module
 from fslib.data import load_split
+from fslib.metrics import squad_f1_em
 from fslib.features import IGNORE, Collator, build_features, qa_predictions, tagging_predictions
 from fslib.tasks import NER_LABELS, get_task
 
@@ -63,13 +64,14 @@ def test_tydiqa_windows_map_back_to_the_answer_text(mini_dir, tokenizer):
         start, end, offsets = feature["start_positions"], feature["end_positions"], feature["offset_mapping"]
         if start > 0:
             text = contexts[feature["example_index"]][offsets[start][0]:offsets[end][1]]
-            assert text.strip() == answers[feature["example_index"]]["text"][0]
+            # token granularity: a sub-word may run past the answer into punctuation (Лантернс" for Лантернс)
+            assert squad_f1_em([text], [answers[feature["example_index"]]["text"]])["exact_match"] == 100
         logits = np.full((2, len(offsets)), -10.0)
         logits[0, start], logits[1, end] = 10.0, 10.0
         start_logits.append(logits[0])
         end_logits.append(logits[1])
     predicted = qa_predictions(features, start_logits, end_logits, examples)
-    assert [p.strip() for p in predicted] == [a["text"][0] for a in answers]
+    assert squad_f1_em(predicted, [a["text"] for a in answers])["exact_match"] == 100
 
 
 def test_xnli_pairs(mini_dir, tokenizer):
