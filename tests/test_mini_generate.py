@@ -207,12 +207,14 @@ def test_test_sets_have_entity_names_unseen_in_training(mini):
 def test_sov_languages_put_verbs_last_and_adjectives_after_nouns(mini):
     for lang in TARGETS:
         sentences = read_tagging(mini / f"udpos/train-{lang}.tsv") + read_tagging(mini / f"udpos/dev-{lang}.tsv")
-        verb_final = sum(s[-2][1] in ("VERB", "AUX") for s in sentences) / len(sentences)
+        # The last word is the verb group's ("sells", "does not sell", "is not" -> "is" "not" in SOV).
+        verb_final = sum(s[-2][1] in ("VERB", "AUX", "PART") for s in sentences) / len(sentences)
         bigrams = collections.Counter((a[1], b[1]) for s in sentences for a, b in zip(s, s[1:]))
+        # An ADJ NOUN bigram can still span two constituents in SOV ("[the friends tired] [bottles] ...").
         if MINI_LANGUAGES[lang].family.endswith("SOV"):
-            assert verb_final > 0.95 and bigrams[("ADJ", "NOUN")] == 0 and bigrams[("NOUN", "ADJ")] > 20, lang
+            assert verb_final > 0.95 and bigrams[("NOUN", "ADJ")] > 10 * bigrams[("ADJ", "NOUN")], lang
         else:
-            assert verb_final < 0.6 and bigrams[("ADJ", "NOUN")] > 20, lang
+            assert verb_final < 0.6 and bigrams[("ADJ", "NOUN")] > 10 * bigrams[("NOUN", "ADJ")], lang
 
 
 # --- the scripts --------------------------------------------------------------------------------------------------
@@ -285,8 +287,9 @@ def test_xnli_labels_balanced_and_quotes_round_trip(mini):
 def test_xnli_labels_follow_from_the_text(mini):
     rows = read_xnli(mini / "xnli/train-en.tsv")
     for premise, hypothesis, label in rows:
-        p_words = set(re.findall(r"\w+", premise))
-        h_words = set(re.findall(r"\w+", hypothesis))
+        # Words, lower case, with "an" read as "a" (dropping "old" from "an old car" leaves "a car").
+        p_words = {"a" if w == "an" else w for w in re.findall(r"\w+", premise.lower())}
+        h_words = {"a" if w == "an" else w for w in re.findall(r"\w+", hypothesis.lower())}
         if label == "entailment":  # a generalisation: nothing new, something dropped
             assert h_words <= p_words and len(hypothesis) < len(premise), (premise, hypothesis)
         else:  # something new: a negation, a changed attribute, or added information
