@@ -7,7 +7,9 @@ rows it has measured so far.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -47,7 +49,13 @@ class Run:
         self._features: dict[tuple[str, str], Dataset] = {}
 
     @property
+    def languages(self) -> list[str]:
+        """The evaluated languages, the source first."""
+        return self.config.languages
+
+    @property
     def targets(self) -> list[str]:
+        """The target languages whose shots are trained on."""
         return self.config.target_langs
 
     # ---- data -------------------------------------------------------------------------------------------
@@ -146,7 +154,8 @@ class Run:
         model.save_pretrained(partial)
         self.tokenizer.save_pretrained(partial)
         (partial / "source_training.json").write_text(json.dumps(
-            {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps, "dev_curve": curve}, indent=1))
+            {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps, "dev_curve": curve,
+             "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
         partial.rename(folder)
 
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:

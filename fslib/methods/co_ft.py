@@ -13,4 +13,4 @@ class CoFT(Method):
         source, outcome = run.source_model()
         run.test_rows(source, [SOURCE_LANG], outcome)
         model, outcome = run.adapt(run.targets, select_on_dev=False)
-        run.test_rows(model, run.targets, outcome)
+        run.test_rows(model, [lang for lang in run.languages if lang != SOURCE_LANG], outcome)

@@ -1,5 +1,4 @@
 from fslib.diagnostics import record_gradient_similarity
-from fslib.languages import SOURCE_LANG
 from fslib.methods.base import Method
 from fslib.stages import Run
 
@@ -13,7 +12,7 @@ class NaiveCoTrain(Method):
 
     def run(self, run: Run) -> None:
         model, outcome = run.co_train(surgery=self.surgery)
-        run.test_rows(model, [SOURCE_LANG, *run.targets], outcome)
+        run.test_rows(model, run.languages, outcome)
         if run.config.gradient_similarity:
             record_gradient_similarity(run, model)
 

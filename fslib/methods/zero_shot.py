@@ -1,4 +1,3 @@
-from fslib.languages import SOURCE_LANG
 from fslib.methods.base import Method
 from fslib.stages import Run
 
@@ -12,4 +11,4 @@ class ZeroShot(Method):
     def run(self, run: Run) -> None:
         model, outcome = run.source_model()
         run.source_dev_rows()
-        run.test_rows(model, [SOURCE_LANG, *run.targets], outcome)
+        run.test_rows(model, run.languages, outcome)

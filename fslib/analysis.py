@@ -1,0 +1,234 @@
+"""Tables of the analyses (SPEC.md §5): Table 1, the per-language tables, the language benefit (Tables 2 and 8)
+and the script study (Tables 9 and 10).
+
+Every function takes result rows (`fslib.results.load_results`) or the paper's figures
+(`fslib.reference.load_reference()`, converted on the fly to one seed on the test split), and scores each task
+on its headline metric (`fslib.tasks.get_task(task).metric`) of the test split. The overfitting curves
+(Figures 3 and 5) live in `fslib.curves` and the gradient-similarity heatmaps (Figure 1) in `fslib.similarity`;
+their public functions are re-exported here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fslib.curves import best_dev_epochs, dev_curves, selection_curves, share_best_at_first_epoch  # noqa: F401
+from fslib.languages import SOURCE_LANG, TASK_LANGUAGES, language
+from fslib.reference import ensure_result_rows, load_reference_table1
+from fslib.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401
+from fslib.tasks import TASKS, get_task
+
+__all__ = [
+    "COLOUR_CLASSES", "METHOD_ORDER", "SCRIPT_METHODS", "ZERO_SHOT",
+    "headline_test_rows", "main_table", "main_table_wide", "main_table_vs_paper", "per_language_table",
+    "side_by_side",
+    "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
+    "language_benefit", "benefit_extremes", "script_study_table",
+    # from fslib.curves and fslib.similarity
+    "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
+    "load_gradient_similarity", "similarity_matrix", "conflict_share",
+]
+
+ZERO_SHOT = "zero-shot"
+# Row order of the paper's tables; other labels (the script study's) come after, alphabetically.
+METHOD_ORDER = ("zero-shot", "ord-FS+dev", "ord-FS", "co-FT", "naive-co-train", "gradient-co-train")
+SCRIPT_METHODS = ("ord-FS", "gradient-single", "gradient-subset", "gradient-all")
+# Colour classes of a score relative to zero-shot, as in the legend of the paper's Table 1.
+COLOUR_CLASSES = ("+3 or more", "+0 to +3", "-0 to -3", "-3 or more")
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+
+
+def sorted_methods(methods) -> list[str]:
+    return sorted(set(methods), key=method_rank)
+
+
+def headline_test_rows(results: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+    """Test-split rows on each task's headline metric (of one task if given), zero-shot placed at k=0."""
+    rows = ensure_result_rows(results)
+    rows = rows[rows["split"] == "test"]
+    if task is not None:
+        rows = rows[rows["task"] == task]
+    headline = rows["task"].map(lambda name: get_task(name).metric)
+    rows = rows[rows["metric"] == headline].copy()
+    rows.loc[rows["method"] == ZERO_SHOT, "k"] = 0
+    return rows
+
+
+# ---- Table 1 --------------------------------------------------------------------------------------------------
+def main_table(results: pd.DataFrame, include_source: bool = True) -> pd.DataFrame:
+    """Table 1: indexed by (task, k, method), columns `mean` and `sd`. Per (task, k, method, seed) the test scores
+    (headline metric) are averaged over languages, the source language included when `include_source` (as the
+    paper's Table 1 is), then `mean` and the sample standard deviation `sd` (ddof=1; NaN with one seed) are
+    taken over seeds. Zero-shot sits at k=0."""
+    rows = headline_test_rows(results)
+    if not include_source:
+        rows = rows[rows["lang"] != SOURCE_LANG]
+    per_seed = rows.groupby(["task", "k", "method", "seed"])["value"].mean()
+    table = per_seed.groupby(["task", "k", "method"]).agg(mean="mean", sd="std")
+    order = sorted(table.index, key=lambda key: (_task_rank(key[0]), key[1], method_rank(key[2])))
+    return table.loc[order]
+
+
+def _task_rank(task: str) -> tuple[int, str]:
+    names = list(TASKS)
+    return (names.index(task), "") if task in names else (len(names), task)
+
+
+def main_table_wide(main: pd.DataFrame, stat: str = "mean") -> pd.DataFrame:
+    """One statistic of `main_table` laid out as the paper's Table 1: rows (k, method), one column per task."""
+    wide = main[stat].unstack("task")
+    wide = wide[sorted(wide.columns, key=_task_rank)]
+    return wide.loc[sorted(wide.index, key=lambda key: (key[0], method_rank(key[1])))]
+
+
+def main_table_vs_paper(main: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`main_table` beside the paper's Table 1: columns mean, sd, paper_mean, paper_sd, diff (mean - paper)."""
+    paper = load_reference_table1() if paper is None else paper
+    paper = paper.set_index(["task", "k", "method"])[["mean", "sd"]].add_prefix("paper_")
+    joined = main.join(paper, how="left")
+    joined["diff"] = joined["mean"] - joined["paper_mean"]
+    return joined
+
+
+# ---- per-language tables (Tables 4-7) ---------------------------------------------------------------------------
+def per_language_table(results: pd.DataFrame, task: str, k: int, methods=None, with_zero_shot: bool = True,
+                       langs=None) -> pd.DataFrame:
+    """Languages x methods at one K: the test score (headline metric) averaged over seeds; a zero-shot column
+    (its k=0 runs) comes first when `with_zero_shot`. Languages follow the task's list unless `langs` is given."""
+    rows = headline_test_rows(results, task)
+    chosen = rows["k"] == k
+    if with_zero_shot:
+        chosen |= rows["method"] == ZERO_SHOT
+    rows = rows[chosen]
+    if methods is not None:
+        rows = rows[rows["method"].isin(set(methods) | ({ZERO_SHOT} if with_zero_shot else set()))]
+    table = rows.groupby(["lang", "method"])["value"].mean().unstack("method")
+    columns = sorted_methods(table.columns) if methods is None else \
+        [m for m in ([ZERO_SHOT] if with_zero_shot else []) + [m for m in methods if m != ZERO_SHOT]
+         if m in table.columns]
+    order = list(langs) if langs is not None else _language_order(task, table.index)
+    table = table.reindex(index=order, columns=columns)
+    table.columns.name = "method"
+    table.index.name = "lang"
+    return table
+
+
+def _language_order(task: str, present) -> list[str]:
+    known = [lang for lang in TASK_LANGUAGES.get(task, ()) if lang in set(present)]
+    return known + sorted(set(present) - set(known))
+
+
+def side_by_side(kit: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Two tables of the same layout (e.g. `per_language_table` of runs and of the reference figures) joined
+    under the column keys kit, paper and diff (kit - paper), aligned on both axes."""
+    kit, paper = kit.align(paper, join="left")
+    return pd.concat({"kit": kit, "paper": paper, "diff": kit - paper}, axis=1)
+
+
+# ---- colours and bold ----------------------------------------------------------------------------------------
+def colour_class(delta: float) -> str | None:
+    """Class of a difference to zero-shot (points), following Table 1's legend: '+3 or more' (>= 3),
+    '+0 to +3' ([0, 3)), '-0 to -3' ((-3, 0)), '-3 or more' (<= -3); None for a missing value."""
+    if delta is None or pd.isna(delta):
+        return None
+    if delta >= 3:
+        return COLOUR_CLASSES[0]
+    if delta >= 0:
+        return COLOUR_CLASSES[1]
+    if delta > -3:
+        return COLOUR_CLASSES[2]
+    return COLOUR_CLASSES[3]
+
+
+def language_colour_classes(table: pd.DataFrame) -> pd.DataFrame:
+    """Colour class of each cell of a `per_language_table` relative to its zero-shot column (missing
+    there and where a score is missing)."""
+    deltas = table.sub(table[ZERO_SHOT], axis=0)
+    classes = deltas.map(colour_class)
+    classes[ZERO_SHOT] = None
+    return classes
+
+
+def main_colour_classes(wide: pd.DataFrame) -> pd.DataFrame:
+    """Colour class of each cell of `main_table_wide` relative to the (0, zero-shot) row
+    (missing on that row and where a score is missing)."""
+    baseline = wide.loc[(0, ZERO_SHOT)]
+    classes = (wide - baseline).map(colour_class)
+    classes.loc[(0, ZERO_SHOT)] = None
+    return classes
+
+
+def best_per_language(table: pd.DataFrame) -> pd.DataFrame:
+    """Boolean mask of a `per_language_table`: the best few-shot method of each language (ties all marked;
+    zero-shot never)."""
+    few_shot = table.drop(columns=[ZERO_SHOT], errors="ignore")
+    mask = few_shot.eq(few_shot.max(axis=1), axis=0) & few_shot.notna()
+    return mask.reindex(columns=table.columns, fill_value=False)
+
+
+def best_per_k(wide: pd.DataFrame) -> pd.DataFrame:
+    """Boolean mask of `main_table_wide`: the best method of each task within each K >= 1 (ties all marked)."""
+    best = wide.groupby(level="k").transform("max")
+    mask = wide.eq(best) & wide.notna()
+    mask.loc[wide.index.get_level_values("k") == 0] = False
+    return mask
+
+
+# ---- Tables 2 and 8 ----------------------------------------------------------------------------------------
+def language_benefit(results: pd.DataFrame, task: str, k: int, method: str = "gradient-co-train",
+                     baseline: str = "ord-FS", source_lang: str = SOURCE_LANG) -> pd.DataFrame:
+    """Tables 2 and 8: per target language, `delta` = mean over seeds of `method` minus mean over seeds of
+    `baseline` (test split, headline metric, at K=k), sorted by `delta` descending, the source language left
+    out. Columns: lang, delta, then method_mean, baseline_mean, name, script and family. Languages scored by
+    only one of the two methods are left out."""
+    rows = headline_test_rows(results, task)
+    frame = pd.DataFrame({"method_mean": _language_means(rows, method, k),
+                          "baseline_mean": _language_means(rows, baseline, k)}).dropna()
+    frame = frame[frame.index != source_lang]
+    frame["delta"] = frame["method_mean"] - frame["baseline_mean"]
+    frame.index.name = "lang"
+    frame = frame.reset_index().sort_values("lang").sort_values("delta", ascending=False, kind="stable")
+    for field in ("name", "script", "family"):
+        frame[field] = frame["lang"].map(lambda code, field=field: getattr(language(code), field))
+    return frame[["lang", "delta", "method_mean", "baseline_mean", "name", "script", "family"]].reset_index(drop=True)
+
+
+def _language_means(rows: pd.DataFrame, method: str, k: int) -> pd.Series:
+    """Per language, the mean over seeds of one method at K=k (zero-shot: its k=0 runs)."""
+    chosen = rows[(rows["method"] == method) & (rows["k"] == (0 if method == ZERO_SHOT else k))]
+    return chosen.groupby("lang")["value"].mean()
+
+
+def benefit_extremes(benefit: pd.DataFrame, n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The n languages that gain most (largest first, Table 2) and the n that gain least (smallest first,
+    Table 8) of a `language_benefit` table."""
+    return benefit.head(n).reset_index(drop=True), \
+        benefit.tail(n).iloc[::-1].reset_index(drop=True)
+
+
+# ---- Tables 9 and 10 ------------------------------------------------------------------------------------------
+def script_study_table(results: pd.DataFrame, task: str, k: int = 5, langs=None,
+                       methods=SCRIPT_METHODS) -> pd.DataFrame:
+    """Tables 9 and 10: methods (rows: ord-FS, gradient-single, gradient-subset, gradient-all) x languages, test
+    score averaged over seeds. gradient-all is read from `gradient-all` rows, or from `gradient-co-train` rows
+    when there are none. Languages: `langs`, or those with gradient-single (else gradient-subset) scores in
+    the order of the rows (the paper's order for its Tables 9 and 10)."""
+    rows = headline_test_rows(results, task)
+    rows = rows[(rows["k"] == k) & (rows["lang"] != SOURCE_LANG)]
+    if "gradient-all" in methods and not (rows["method"] == "gradient-all").any():
+        rows = rows.assign(method=rows["method"].replace({"gradient-co-train": "gradient-all"}))
+    table = rows[rows["method"].isin(methods)].groupby(["method", "lang"])["value"].mean().unstack("lang")
+    if langs is None:
+        for label in ("gradient-single", "gradient-subset", *methods):
+            if label in table.index:
+                scored = set(table.loc[label].dropna().index)
+                langs = [lang for lang in pd.unique(rows["lang"]) if lang in scored]
+                break
+        else:
+            langs = []
+    table = table.reindex(index=list(methods), columns=list(langs))
+    table.index.name, table.columns.name = "method", "lang"
+    return table
