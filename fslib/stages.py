@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from fslib.config import RunConfig
 from fslib.data import load_shots, load_split, stable_seed
+from fslib.data.xtreme import xtreme_path
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
 from fslib.languages import SOURCE_LANG
@@ -28,6 +29,40 @@ from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
+
+
+SOURCE_RECORD = "source_training.json"  # written last: its presence marks a finished source model
+
+
+def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
+    """Target-adapting: batch K, no accumulation, `target_epochs`; otherwise the source/co-training settings."""
+    c = config.resolved()
+    return StageSettings(
+        epochs=c.target_epochs if adapting else c.epochs,
+        batch_size=c.target_batch_size if adapting else c.train_batch_size,
+        grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate, warmup_ratio=c.warmup_ratio,
+        weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, bf16=c.bf16)
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def source_model_folder(config: RunConfig) -> Path:
+    """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
+    data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
+    sizes and modification times, so regenerating them trains anew."""
+    c = config.resolved()
+    stamps = []
+    if c.source == "xtreme":
+        splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
+        stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
+    if Path(c.model).is_dir():
+        stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
+    key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(vars(stage_settings(c, adapting=False)),
+                      sort_keys=True), c.max_length, c.doc_stride, c.max_train_examples, c.max_eval_examples, *stamps)
+    return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,13 +118,7 @@ class Run:
         return self._features[key]
 
     def settings(self, *, adapting: bool) -> StageSettings:
-        c = self.config
-        return StageSettings(
-            epochs=c.target_epochs if adapting else c.epochs,
-            batch_size=c.target_batch_size if adapting else c.train_batch_size,
-            grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
-            warmup_ratio=c.warmup_ratio, weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon,
-            max_grad_norm=c.max_grad_norm, bf16=c.bf16)
+        return stage_settings(self.config, adapting=adapting)
 
     # ---- evaluation -------------------------------------------------------------------------------------
     def score(self, model: torch.nn.Module, lang: str, split: str) -> dict[str, float]:
@@ -122,18 +151,13 @@ class Run:
 
     # ---- stages -----------------------------------------------------------------------------------------
     def source_model_dir(self) -> Path:
-        """Source-training once per (task, model, seed, hyper-parameters, data): a folder under the outputs,
-        trained under a file lock so that concurrent runs wait for one another instead of training twice."""
-        c = self.config
-        settings = self.settings(adapting=False)
-        key = stable_seed(c.task, c.model, c.seed, json.dumps(vars(settings), sort_keys=True), c.max_length,
-                          c.doc_stride, self.features(SOURCE_LANG, "train")._fingerprint,
-                          self.features(SOURCE_LANG, "dev")._fingerprint)
-        folder = Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
+        """The source-trained model's folder, trained first if missing, under a file lock so that concurrent runs
+        wait for one another instead of training twice."""
+        folder = source_model_folder(self.config)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{folder}.lock"):
-            if not (folder / "source_training.json").exists():
-                self._train_source_model(folder, settings)
+            if not (folder / SOURCE_RECORD).exists():
+                self._train_source_model(folder, self.settings(adapting=False))
         return folder
 
     def _train_source_model(self, folder: Path, settings: StageSettings) -> None:
@@ -153,7 +177,7 @@ class Run:
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         self.tokenizer.save_pretrained(partial)
-        (partial / "source_training.json").write_text(json.dumps(
+        (partial / SOURCE_RECORD).write_text(json.dumps(
             {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps, "dev_curve": curve,
              "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
         partial.rename(folder)
@@ -161,13 +185,13 @@ class Run:
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:
         """A fresh copy of the source-trained model, and how it was selected (its dev curve becomes rows)."""
         folder = self.source_model_dir()
-        record = json.loads((folder / "source_training.json").read_text())
+        record = json.loads((folder / SOURCE_RECORD).read_text())
         outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"])
         return load_model(folder, self.task), outcome
 
     def source_dev_rows(self) -> None:
         """The source-training dev curve (split=dev, lang=en), as recorded when the source model was trained."""
-        record = json.loads((self.source_model_dir() / "source_training.json").read_text())
+        record = json.loads((self.source_model_dir() / SOURCE_RECORD).read_text())
         for point in record["dev_curve"]:
             self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"]) for metric, value in point.items()
                           if metric != "epoch"]

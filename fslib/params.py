@@ -1,0 +1,143 @@
+"""Parameter files: one YAML schema for every experiment grid (params/paper/*.yaml, params/mini/*.yaml).
+
+    prepare: offline          # optional: generate the offline benchmark and the tiny model if missing
+    defaults:                 # RunConfig fields for every run of the file (model, source, data_dir, epochs...)
+      model: xlm-roberta-large
+    grids:                    # each grid expands to task x method x K x seed (x target set) runs
+      - task: ner
+        methods: [zero-shot, ord-FS, ord-FS+dev, co-FT, naive-co-train, gradient-co-train]
+        k: [1, 5, 10]         # zero-shot always runs once per seed, at K=0
+        seeds: [1, 2, 3, 4, 5]
+        languages: all        # or a list; "all" is the task's XTREME-R list
+        label: gradient-single          # optional: the method's name in the results (script study)
+        target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
+        config: {alpha: 0.1}            # optional: RunConfig fields for this grid only
+    cluster: {...}            # optional: Slurm settings (see fslib.executors)
+
+Everything is checked on load, before any run starts; an error names the file, the key and the valid values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fslib.config import METHODS, RunConfig, field_names
+from fslib.languages import LANGUAGES, SOURCE_LANG
+from fslib.tasks import TASKS
+
+TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")
+GRID_KEYS = ("task", "methods", "k", "seeds", "languages", "label", "target_sets", "config")
+# RunConfig fields that the grid itself sets; `defaults` and `config` may not.
+GRID_OWNED = ("task", "method", "k", "seed", "languages", "target_langs", "method_label")
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be run; the message names the file and the key."""
+
+
+@dataclass
+class BatchParams:
+    path: Path
+    runs: list[RunConfig]
+    prepare: str | None = None
+    cluster: dict = field(default_factory=dict)
+
+
+def _fail(path: Path, where: str, message: str) -> ParamsError:
+    return ParamsError(f"{path}: {where}: {message}")
+
+
+def _check_keys(path: Path, where: str, values: dict, valid) -> None:
+    if not isinstance(values, dict):
+        raise _fail(path, where, f"expected a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise _fail(path, where, f"unknown key(s) {', '.join(map(str, unknown))}; valid keys: {', '.join(valid)}")
+
+
+def _int_list(path: Path, where: str, value) -> list[int]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, int) and v >= 1 for v in values):
+        raise _fail(path, where, f"expected positive integers, got {value!r}")
+    return values
+
+
+def _languages(path: Path, where: str, task: str, value, data_dir: str | None) -> list[str]:
+    if value in (None, "all"):
+        return list(TASKS[task].languages)
+    if not isinstance(value, list) or not value:
+        raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
+    known = set(TASKS[task].languages) | (set(LANGUAGES) if data_dir else set())
+    unknown = [lang for lang in value if lang not in known]
+    if unknown:
+        raise _fail(path, where, f"unknown language(s) {', '.join(map(str, unknown))} for {task}; valid: "
+                                 f"{', '.join(sorted(known))}")
+    return [SOURCE_LANG] + [lang for lang in value if lang != SOURCE_LANG]
+
+
+def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[RunConfig]:
+    where = f"grids[{number}]"
+    _check_keys(path, where, grid, GRID_KEYS)
+    task = grid.get("task")
+    if task not in TASKS:
+        raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(TASKS)}")
+    methods = grid.get("methods", list(METHODS))
+    for method in methods if isinstance(methods, list) else [methods]:
+        if method not in METHODS:
+            raise _fail(path, f"{where}.methods", f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    overrides = grid.get("config", {}) or {}
+    _check_keys(path, f"{where}.config", overrides, [n for n in field_names() if n not in GRID_OWNED])
+    values = {**defaults, **overrides}
+    languages = _languages(path, f"{where}.languages", task, grid.get("languages"), values.get("data_dir"))
+    ks = _int_list(path, f"{where}.k", grid.get("k", [1, 5, 10]))
+    seeds = _int_list(path, f"{where}.seeds", grid.get("seeds", [1, 2, 3, 4, 5]))
+    target_sets = grid.get("target_sets")
+    if target_sets is not None:
+        if not isinstance(target_sets, list) or not all(isinstance(s, list) and s for s in target_sets):
+            raise _fail(path, f"{where}.target_sets", "expected a list of non-empty lists of language codes")
+        for targets in target_sets:
+            _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"))
+    runs = []
+    for method in methods if isinstance(methods, list) else [methods]:
+        for k, seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,
+                                                  target_sets or [None]):
+            # a run on a target set evaluates the source and those targets only
+            run_languages = [SOURCE_LANG, *targets] if targets else languages
+            try:
+                config = RunConfig(task=task, method=method, k=k, seed=seed, languages=run_languages,
+                                   target_langs=targets, method_label=grid.get("label"), **values)
+                config.resolved()
+            except (TypeError, ValueError) as error:
+                raise _fail(path, where, str(error)) from None
+            runs.append(config)
+    return runs
+
+
+def load_params(path: Path | str) -> BatchParams:
+    """Read and validate a parameter file and expand its grids into run configurations."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such parameter file") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    _check_keys(path, "top level", document or {}, TOP_KEYS)
+    prepare = document.get("prepare")
+    if prepare not in (None, "offline"):
+        raise _fail(path, "prepare", f"{prepare!r} is not valid; valid: offline (or leave it out)")
+    defaults = document.get("defaults", {}) or {}
+    _check_keys(path, "defaults", defaults, [n for n in field_names() if n not in GRID_OWNED])
+    grids = document.get("grids")
+    if not isinstance(grids, list) or not grids:
+        raise _fail(path, "grids", "expected a non-empty list of grids")
+    runs = [run for number, grid in enumerate(grids) for run in _expand_grid(path, number, grid, defaults)]
+    ids = [run.run_id for run in runs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise _fail(path, "grids", f"the same run twice: {', '.join(duplicates)}")
+    return BatchParams(path, runs, prepare, document.get("cluster", {}) or {})
