@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lab bench clean-demo
+.PHONY: setup test demo lab bench test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
 
 setup: $(STAMP)
 
@@ -20,10 +20,26 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/fslib demo
+	$(VENV)/bin/fslib batch params/mini/*.yaml --jobs 2
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
 	$(PY) bench/surgery_overhead.py
+
+# A real one-node Slurm on this machine (Debian packages, root): scripts/slurm-test-cluster.sh.
+SLURM_CLUSTER := bash scripts/slurm-test-cluster.sh
+
+slurm-cluster-install:
+	$(SLURM_CLUSTER) install
+slurm-cluster-start: slurm-cluster-install
+	$(SLURM_CLUSTER) start
+slurm-cluster-check:
+	$(SLURM_CLUSTER) check
+slurm-cluster-stop:
+	$(SLURM_CLUSTER) stop
+
+# The Slurm tests: the test module installs, starts and always stops the cluster itself.
+test-slurm: $(STAMP)
+	FSLIB_SLURM_TESTS=1 $(PY) -m pytest -q -m slurm

@@ -1,14 +1,12 @@
-"""The `fslib` command line."""
+"""The `fslib` command line: `fslib batch`, `fslib status`, `fslib demo`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from fslib.languages import MINI_LANGS
-
-MINI_DATA = Path("outputs/data/mini")
-TINY_MODEL = Path("outputs/models/tiny-xlmr")
+MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
 
 def prepare_offline(output_dir: Path = Path("outputs")) -> tuple[Path, Path]:
@@ -24,28 +22,43 @@ def prepare_offline(output_dir: Path = Path("outputs")) -> tuple[Path, Path]:
     return data_dir, model_dir
 
 
-def demo(args: argparse.Namespace) -> int:
-    from fslib.config import RunConfig
-    from fslib.runner import run_dir, run_experiment
+def batch(args: argparse.Namespace) -> int:
+    from fslib.batch import run_batch
 
-    data_dir, model_dir = prepare_offline(Path(args.output_dir))
-    config = RunConfig(task="ner", method="gradient-co-train", k=5, seed=1, model=str(model_dir),
-                       data_dir=str(data_dir), languages=list(MINI_LANGS), output_dir=args.output_dir,
-                       epochs=3, learning_rate=1e-3)
-    rows = run_experiment(config)
-    print(rows[rows.split == "test"].pivot_table(index="lang", values="value").round(2).to_string())
-    print(f"results: {run_dir(config)}")
+    return run_batch(args.params, executor=args.executor, jobs=args.jobs, dry_run=args.dry_run,
+                     reports=not args.no_reports)
+
+
+def status(args: argparse.Namespace) -> int:
+    from fslib.batch import status_report
+
+    print(status_report(args.params))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fslib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help="run the main job on the built-in offline benchmark")
-    run_demo.add_argument("--output-dir", default="outputs")
-    run_demo.set_defaults(handler=demo)
+    run = commands.add_parser("batch", help="run the grids of parameter files (resumes; failed runs are retried)")
+    run.add_argument("params", nargs="+", help="parameter files (params/paper/*.yaml, params/mini/*.yaml)")
+    run.add_argument("--executor", default="local", choices=["local", "slurm"])
+    run.add_argument("--jobs", type=int, default=1, help="local: runs at a time (one GPU each where there are GPUs)")
+    run.add_argument("--dry-run", action="store_true", help="print the runs, what is done and what is reused")
+    run.add_argument("--no-reports", action="store_true", help="skip the analysis notebooks")
+    run.set_defaults(handler=batch)
+    show = commands.add_parser("status", help="done, running, failed and pending runs of parameter files")
+    show.add_argument("params", nargs="+")
+    show.set_defaults(handler=status)
+    demo = commands.add_parser("demo", help="the mini grid of all four tasks and the analyses, offline (CPU)")
+    demo.add_argument("--jobs", type=int, default=2)
+    demo.set_defaults(handler=lambda args: batch(argparse.Namespace(
+        params=MINI_PARAMS, executor="local", jobs=args.jobs, dry_run=False, no_reports=False)))
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ValueError as error:  # bad parameter files and configurations: the message says what and where
+        print(f"fslib: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

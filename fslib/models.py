@@ -19,6 +19,8 @@ from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceCla
                           AutoModelForTokenClassification, PreTrainedModel, XLMRobertaConfig,
                           XLMRobertaForMaskedLM, XLMRobertaTokenizer)
 
+from transformers.utils import logging as hf_logging
+
 from fslib.data import load_split, texts
 from fslib.data.errors import DataError
 from fslib.languages import MINI_LANGS
@@ -76,8 +78,17 @@ def load_model(name_or_path: str | Path, task: str | Task) -> PreTrainedModel:
     """A pre-trained checkpoint with the task's head: token classification (NER, POS), span start/end (TyDiQA),
     or a classifier on the first token (XNLI)."""
     spec = get_task(task) if isinstance(task, str) else task
-    if spec.kind == "qa":
-        return AutoModelForQuestionAnswering.from_pretrained(name_or_path)
-    labels = {"id2label": dict(enumerate(spec.labels)), "label2id": {l: i for i, l in enumerate(spec.labels)}}
-    auto = AutoModelForTokenClassification if spec.kind == "tagging" else AutoModelForSequenceClassification
-    return auto.from_pretrained(name_or_path, num_labels=len(spec.labels), **labels)
+    labels = {"id2label": dict(enumerate(spec.labels)), "label2id": {l: i for i, l in enumerate(spec.labels)},
+              "num_labels": len(spec.labels)}
+    auto, kwargs = {"qa": (AutoModelForQuestionAnswering, {}), "tagging": (AutoModelForTokenClassification, labels),
+                    "classification": (AutoModelForSequenceClassification, labels)}[spec.kind]
+    # Loading a pre-trained encoder under a new head always reports the same thing (new head, unused LM head),
+    # once per ord-FS language: keep the logs for real problems.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return auto.from_pretrained(name_or_path, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()

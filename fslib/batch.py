@@ -1,0 +1,160 @@
+"""`fslib batch`: expand parameter files into runs, skip what is done, train the shared source models first, run
+the rest through an executor, record failures and go on, then build the reports.
+
+A run is done when its folder holds results.csv and a config.json with the same config hash; so a batch that
+was interrupted (or edited) and started again runs exactly the missing (or changed) runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from fslib.config import RunConfig
+from fslib.data.errors import DataError
+from fslib.executors import Job, LocalExecutor, Outcome
+from fslib.params import load_params
+from fslib.results import CONFIG_FILE, RESULTS_FILE
+from fslib.runner import run_dir
+from fslib.stages import SOURCE_RECORD, source_model_folder
+from fslib.worker import FAILED_FILE, record_failure
+
+SOURCE_METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT")  # the methods that start from a source model
+
+
+@dataclass
+class PlannedRun:
+    config: RunConfig
+    status: str  # done | failed | pending | changed (results of another configuration: rerun)
+
+    @property
+    def folder(self) -> Path:
+        return run_dir(self.config)
+
+
+def run_status(config: RunConfig) -> str:
+    folder = run_dir(config)
+    if (folder / RESULTS_FILE).exists() and (folder / CONFIG_FILE).exists():
+        stored = RunConfig.load(folder / CONFIG_FILE)
+        return "done" if stored.config_hash == config.config_hash else "changed"
+    failure = folder / FAILED_FILE
+    if failure.exists() and json.loads(failure.read_text()).get("config_hash") == config.config_hash:
+        return "failed"
+    return "pending"
+
+
+def _absolute(config: RunConfig) -> RunConfig:
+    """Paths resolved against the working directory, so that kernels and cluster jobs started elsewhere find them
+    (a model name that is not a local folder stays a hub name)."""
+    return replace(config, output_dir=str(Path(config.output_dir).resolve()),
+                   data_dir=str(Path(config.data_dir).resolve()) if config.data_dir else None,
+                   model=str(Path(config.model).resolve()) if Path(config.model).exists() else config.model)
+
+
+def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[PlannedRun], list]:
+    """Validate every file (nothing runs if one is wrong), prepare the offline benchmark where asked, and list
+    the runs with their status. Returns (runs, the BatchParams)."""
+    batches = [load_params(path) for path in param_files]
+    if prepare and any(batch.prepare == "offline" for batch in batches):
+        from fslib.cli import prepare_offline
+
+        for output_dir in {Path(run.output_dir) for batch in batches if batch.prepare for run in batch.runs}:
+            prepare_offline(output_dir)
+    runs, seen = [], set()
+    for batch in batches:
+        for config in batch.runs:
+            config = _absolute(config)
+            if config.run_id not in seen:
+                seen.add(config.run_id)
+                runs.append(PlannedRun(config, run_status(config)))
+    return runs, batches
+
+
+def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
+    """One source-training job per missing source model that a runnable run needs; and the models reused."""
+    jobs, reused, seen = [], [], set()
+    for run in runs:
+        if run.status == "done" or run.config.method not in SOURCE_METHODS:
+            continue
+        try:
+            folder = source_model_folder(run.config)
+        except DataError:  # data not there yet (status before a first batch): it will be trained
+            folder = Path(run.config.output_dir) / "source_models" / f"{run.config.task}-seed{run.config.seed}-?"
+        if folder in seen:
+            continue
+        seen.add(folder)
+        if (folder / SOURCE_RECORD).exists():
+            reused.append(folder)
+        else:
+            jobs.append(Job("source", run.config.to_dict(), folder.with_name(folder.name + ".log"),
+                            f"source model {folder.name}"))
+    return jobs, reused
+
+
+def describe(runs: list[PlannedRun], sources: list[Job], reused: list[Path]) -> str:
+    counts = Counter(run.status for run in runs)
+    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in ("done", "pending", "failed", "changed")
+                                               if counts[s])]
+    for run in runs:
+        lines.append(f"  [{run.status:>7}] {run.config.run_id}  {run.folder}")
+    lines.append(f"source models: {len(sources)} to train, {len(reused)} reused")
+    lines += [f"  [  train] {job.name}" for job in sources] + [f"  [ reuse] {folder.name}" for folder in reused]
+    return "\n".join(lines)
+
+
+def status_report(param_files: list[Path | str]) -> str:
+    """Done, failed, pending (and changed) runs of parameter files, with where each run lives."""
+    runs, _ = plan(param_files, prepare=False)
+    sources, reused = source_jobs(runs)
+    return describe(runs, sources, reused)
+
+
+def make_executor(name: str, jobs: int, cluster: dict):
+    if name == "local":
+        return LocalExecutor(jobs)
+    if name == "slurm":
+        from fslib.slurm import SlurmExecutor
+
+        return SlurmExecutor(cluster)
+    raise ValueError(f"unknown executor {name!r}; valid executors: local, slurm")
+
+
+def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: int = 1, dry_run: bool = False,
+              reports: bool = True) -> int:
+    """Run every missing run of the parameter files; returns the exit status (1 if any run failed)."""
+    runs, batches = plan(param_files)
+    sources, reused = source_jobs(runs)
+    print(describe(runs, sources, reused))
+    if dry_run:
+        return 0
+    cluster = next((batch.cluster for batch in batches if batch.cluster), {})
+    runner = make_executor(executor, jobs, cluster)
+
+    failed_sources = {job.log.with_suffix("") for outcome in runner.run(sources, "source models")
+                      if not (job := outcome.job) or not outcome.ok}
+    todo = [run for run in runs if run.status != "done"]
+    run_jobs, failures = [], 0
+    for run in todo:
+        if run.config.method in SOURCE_METHODS and source_model_folder(run.config) in failed_sources:
+            record_failure(run.folder, run.config, "its source model failed to train; log: "
+                           f"{source_model_folder(run.config)}.log", None)
+            failures += 1
+            continue
+        run_jobs.append(Job("run", run.config.to_dict(), run.folder / "worker.log", run.config.run_id))
+    for outcome in runner.run(run_jobs, "runs"):
+        if not outcome.ok:
+            failures += 1
+            config = RunConfig(**outcome.job.config)
+            if not (run_dir(config) / FAILED_FILE).exists():  # died before the notebook could say why
+                record_failure(run_dir(config), config, outcome.error or "failed", None, log=outcome.job.log)
+    if reports:
+        from fslib.reports import build_reports
+
+        for output_dir in sorted({Path(run.config.output_dir) for run in runs}):
+            index = build_reports(output_dir, jobs=jobs)
+            print(f"report index: {index}")
+    print(f"{len(runs) - len(todo)} runs already done, {len(run_jobs) - failures + len(todo) - len(run_jobs)} "
+          f"run now, {failures} failed" if todo else f"all {len(runs)} runs already done")
+    return 1 if failures else 0

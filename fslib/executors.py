@@ -1,0 +1,114 @@
+"""Executors run a stage of a batch: a list of jobs (see fslib.worker.execute), each in a process of its own.
+
+- `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
+  (CUDA_VISIBLE_DEVICES), round-robin. Interrupting the batch kills the running jobs (their runs leave no rows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+@dataclass
+class Job:
+    kind: str  # "source" | "run"
+    config: dict  # RunConfig fields
+    log: Path  # where the job's output goes
+    name: str
+
+    def payload(self) -> dict:
+        return {"kind": self.kind, "config": self.config}
+
+
+@dataclass
+class Outcome:
+    job: Job
+    ok: bool
+    error: str | None = None
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices this process may use: CUDA_VISIBLE_DEVICES if set, else every GPU torch sees."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [gpu for gpu in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if gpu.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, jobs: int = 1, gpus: list[str] | None = None):
+        if jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {jobs}")
+        self.jobs = jobs
+        self.gpus = visible_gpus() if gpus is None else gpus
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def _run_one(self, job: Job, slots: queue.Queue) -> Outcome:
+        slot = slots.get()
+        env = dict(os.environ)
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(job.log, "w") as log:
+                process = subprocess.Popen([sys.executable, "-m", "fslib.worker", json.dumps(job.payload())],
+                                           stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                with self._lock:
+                    self._running.add(process)
+                code = process.wait()
+                with self._lock:
+                    self._running.discard(process)
+        finally:
+            slots.put(slot)
+        if code == 0:
+            return Outcome(job, True)
+        return Outcome(job, False, f"exit status {code}; log: {job.log}")
+
+    def run(self, jobs: list[Job], description: str) -> list[Outcome]:
+        """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""
+        if not jobs:
+            return []
+        slots: queue.Queue = queue.Queue()
+        for i in range(self.jobs):
+            slots.put(self.gpus[i % len(self.gpus)] if self.gpus else None)
+        outcomes: dict[int, Outcome] = {}
+        bar = tqdm(total=len(jobs), desc=description, unit="job")
+        try:
+            with ThreadPoolExecutor(self.jobs) as pool:
+                futures = {pool.submit(self._run_one, job, slots): i for i, job in enumerate(jobs)}
+                for future in as_completed(futures):
+                    outcome = future.result()
+                    outcomes[futures[future]] = outcome
+                    bar.update()
+                    if not outcome.ok:
+                        bar.write(f"failed: {outcome.job.name}: {outcome.error}")
+        except BaseException:
+            self.kill_running()
+            raise
+        finally:
+            bar.close()
+        return [outcomes[i] for i in range(len(jobs))]
+
+    def kill_running(self) -> None:
+        with self._lock:
+            for process in self._running:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+

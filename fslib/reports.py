@@ -1,0 +1,114 @@
+"""The reports of a batch: the analysis notebooks executed on the runs' results into `outputs/reports/`, each also
+exported to HTML, and an `index.html` linking them. Which analyses run follows from the results present (a
+language-benefit report per task that has gradient-co-train and ord-FS, a heatmap where gradient similarities
+were recorded, ...). Reports are rebuilt only when some run's results changed."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from fslib.results import RESULTS_FILE, load_results, write_atomic
+from fslib.worker import NOTEBOOKS, IPCKernelManager
+
+DESCRIPTIONS = {
+    "main_results": "Table 1 and the per-language tables, beside the paper's figures",
+    "language_benefit": "Δ per target language, gradient-co-train − ord-FS (Tables 2 and 8)",
+    "gradient_heatmap": "cosine similarity of per-language gradients (Figure 1)",
+    "script_study": "single language, same-script subsets, all languages (Figure 2)",
+    "overfitting_curves": "dev scores per epoch of ord-FS+dev, and selection rules over epochs (Figures 3 and 5)",
+}
+
+
+def _preferred_k(ks) -> int:
+    ks = sorted(set(ks) - {0})
+    return 5 if 5 in ks else ks[-1]
+
+
+def analyses(results: pd.DataFrame, runs_dir: Path) -> list[tuple[str, str, dict]]:
+    """(report name, notebook, parameters) for every analysis the results support."""
+    test = results[results["split"] == "test"]
+    if test.empty:
+        return []
+    jobs = [("main_results", "main_results", {})]
+    similarity_tasks = {path.parts[-5] for path in runs_dir.rglob("gradient_similarity.csv")}
+    for task in sorted(test["task"].unique()):
+        rows = test[test["task"] == task]
+        methods = set(rows["method"])
+        if {"gradient-co-train", "ord-FS"} <= methods:
+            k = _preferred_k(rows[rows["method"] == "gradient-co-train"]["k"])
+            jobs.append((f"language_benefit_{task}", "language_benefit", {"task": task, "k": k}))
+        if task in similarity_tasks:
+            jobs.append((f"gradient_heatmap_{task}", "gradient_heatmap", {"task": task, "k": _preferred_k(rows["k"])}))
+        if methods & {"gradient-single", "gradient-subset"}:
+            k = _preferred_k(rows[rows["method"].isin(["gradient-single", "gradient-subset"])]["k"])
+            jobs.append((f"script_study_{task}", "script_study", {"task": task, "k": k}))
+        curves = results[(results["task"] == task) & (results["method"] == "ord-FS+dev") & (results["split"] == "dev")]
+        if not curves.empty:
+            jobs.append((f"overfitting_curves_{task}", "overfitting_curves", {"task": task, "k": _preferred_k(curves["k"])}))
+    return jobs
+
+
+def _results_fingerprint(runs_dir: Path) -> str:
+    stamps = [f"{path}:{path.stat().st_mtime_ns}" for path in sorted(runs_dir.rglob(RESULTS_FILE))]
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
+
+
+def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, reports_dir: Path) -> tuple[str, str | None]:
+    import papermill
+    from nbconvert import HTMLExporter
+
+    folder = reports_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    executed = folder / f"{name}.ipynb"
+    try:
+        papermill.execute_notebook(NOTEBOOKS / f"{notebook}.ipynb", executed,
+                                   parameters={"results_path": str(runs_dir), "output_dir": str(folder), **parameters},
+                                   kernel_name="python3", cwd=NOTEBOOKS, progress_bar=False,
+                                   kernel_manager_class=IPCKernelManager)
+        error = None
+    except Exception as failure:  # the executed notebook keeps the error; the index says so
+        error = f"{type(failure).__name__}: {str(failure)[-500:]}"
+    if executed.exists():
+        body, _ = HTMLExporter().from_filename(str(executed))
+        (reports_dir / f"{name}.html").write_text(body)
+    return name, error
+
+
+def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Path:
+    """Execute the analyses of the results under `output_dir/runs` into `output_dir/reports`; returns the
+    index. Skipped when the results did not change since the last build (unless `force`)."""
+    runs_dir, reports_dir = Path(output_dir) / "runs", Path(output_dir) / "reports"
+    index, stamp = reports_dir / "index.html", reports_dir / ".results-fingerprint"
+    fingerprint = _results_fingerprint(runs_dir)
+    if not force and index.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return index
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    jobs_list = analyses(load_results(runs_dir), runs_dir)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = [pool.submit(_execute, name, notebook, parameters, runs_dir, reports_dir)
+                   for name, notebook, parameters in jobs_list]
+        outcomes = dict(future.result() for future in tqdm(futures, desc="reports", unit="notebook"))
+    write_index(index, jobs_list, outcomes)
+    stamp.write_text(fingerprint)
+    return index
+
+
+def write_index(index: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None]) -> None:
+    items = []
+    for name, notebook, parameters in jobs:
+        files = sorted((index.parent / name).glob("*.[cp][sn][vg]"))  # .csv and .png
+        links = " · ".join(f'<a href="{name}/{f.name}">{html.escape(f.name)}</a>' for f in files)
+        setting = ", ".join(f"{key}={value}" for key, value in parameters.items())
+        status = f' <b style="color:#b00">failed: {html.escape(errors[name])}</b>' if errors.get(name) else ""
+        items.append(f'<li><a href="{name}.html">{html.escape(name)}</a> — {html.escape(DESCRIPTIONS[notebook])}'
+                     f'{" (" + html.escape(setting) + ")" if setting else ""}{status}<br><small>{links}</small></li>')
+    page = ("<!doctype html><meta charset='utf-8'><title>fsxl reports</title>"
+            "<h1>fsxl reports</h1><p>Executed analysis notebooks (HTML), their tables (CSV) and figures (PNG).</p>"
+            f"<ul>{''.join(items) or '<li>no results yet</li>'}</ul>\n")
+    write_atomic(index, lambda temporary: Path(temporary).write_text(page))
