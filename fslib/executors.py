@@ -63,6 +63,8 @@ class LocalExecutor:
         env = dict(os.environ)
         if slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot
+        elif "OMP_NUM_THREADS" not in env:  # CPU jobs share the cores instead of each taking them all
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
         job.log.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(job.log, "w") as log:

@@ -1,0 +1,166 @@
+"""`fslib batch` end to end on the offline benchmark: the runs and reports it promises, resuming after an
+interruption, failures recorded without stopping the others, and bad parameter files refused up front."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fslib.batch import plan, run_batch
+from fslib.cli import main
+from fslib.results import load_results
+
+FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 100, "max_eval_examples": 30,
+        "eval_batch_size": 128}
+
+
+def write_params(path: Path, mini_dir, tiny_model, output_dir, grids, **defaults) -> Path:
+    document = {"defaults": {"model": str(tiny_model), "source": "xtreme", "data_dir": str(mini_dir),
+                             "output_dir": str(output_dir), **FAST, **defaults}, "grids": grids}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_batch(mini_dir, tiny_model, tmp_path_factory):
+    """A small grid that feeds every analysis: NER with every method needed by the reports, K=1, two seeds, the
+    gradient similarities and test curves, and a script study."""
+    root = tmp_path_factory.mktemp("batch")
+    languages = ["en", "qa", "qc"]
+    params = write_params(root / "ner.yaml", mini_dir, tiny_model, root / "outputs", [
+        {"task": "ner", "methods": ["zero-shot", "ord-FS", "ord-FS+dev", "naive-co-train", "gradient-co-train"],
+         "k": [1], "seeds": [1, 2], "languages": languages},
+        {"task": "ner", "label": "gradient-single", "methods": ["gradient-co-train"], "k": [1], "seeds": [1],
+         "target_sets": [["qa"]]},
+    ], test_curves=True, gradient_similarity=True, similarity_source_batches=2)
+    status = run_batch([params], jobs=2)
+    return root, params, status
+
+
+def test_batch_writes_every_run_and_the_reports(report_batch):
+    root, params, status = report_batch
+    assert status == 0
+    results = load_results(root / "outputs" / "runs")
+    assert results.run_id.nunique() == 2 + 2 * 4 + 1
+    assert set(results[results.split == "test"].method) == {"zero-shot", "ord-FS", "ord-FS+dev", "naive-co-train",
+                                                           "gradient-co-train", "gradient-single"}
+    assert (root / "outputs/runs/ner/gradient-single/k1/seed1/qa/ner.ipynb").exists()
+    reports = root / "outputs" / "reports"
+    index = (reports / "index.html").read_text()
+    promised = {"main_results": ["main_results.csv", "main_results_vs_paper.csv", "per_language_ner_k1.csv"],
+                "language_benefit_ner": ["language_benefit.csv", "language_benefit.png"],
+                "gradient_heatmap_ner": ["gradient_heatmap.png", "gradient_similarity_gradient-co-train.csv"],
+                "script_study_ner": ["script_study.csv", "script_study.png"],
+                "overfitting_curves_ner": ["dev_curves.csv", "best_epochs.csv", "dev_curves.png",
+                                           "selection_curves.png"]}
+    for name, files in promised.items():
+        assert f'href="{name}.html"' in index and (reports / f"{name}.html").exists(), name
+        assert "failed" not in index
+        for file in files:
+            assert (reports / name / file).exists(), (name, file)
+    benefit = pd.read_csv(reports / "language_benefit_ner" / "language_benefit.csv")
+    assert list(benefit.columns[:2]) == ["lang", "delta"] and set(benefit.lang) == {"qa", "qc"}
+
+
+def test_second_batch_reuses_everything(report_batch, capsys):
+    root, params, _ = report_batch
+    index = root / "outputs" / "reports" / "index.html"
+    before = index.stat().st_mtime_ns
+    started = time.perf_counter()
+    assert run_batch([params]) == 0
+    assert "all 11 runs already done" in capsys.readouterr().out
+    assert index.stat().st_mtime_ns == before  # results unchanged: reports not rebuilt
+    assert time.perf_counter() - started < 30
+
+
+def test_dry_run_lists_runs_done_and_reused(report_batch, capsys):
+    root, params, _ = report_batch
+    extended = yaml.safe_load(params.read_text())
+    extended["grids"][0]["seeds"] = [1, 2, 3]
+    bigger = root / "bigger.yaml"
+    bigger.write_text(yaml.safe_dump(extended))
+    assert main(["batch", str(bigger), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "16 runs: 11 done, 5 pending" in out
+    assert "source models: 1 to train, 2 reused" in out
+    assert "[pending] ner-zero-shot-k0-seed3" in out
+    assert not (root / "outputs/runs/ner/zero-shot/k0/seed3").exists()
+
+
+def small_grid(root, mini_dir, tiny_model, name):
+    return write_params(root / f"{name}.yaml", mini_dir, tiny_model, root / name, [
+        {"task": "ner", "methods": ["naive-co-train"], "k": [1], "seeds": [1, 2, 3], "languages": ["en", "qa"]}])
+
+
+def test_interrupted_batch_resumes_with_only_the_missing_runs(mini_dir, tiny_model, tmp_path):
+    complete = small_grid(tmp_path, mini_dir, tiny_model, "complete")
+    assert run_batch([complete], reports=False) == 0
+
+    interrupted = small_grid(tmp_path, mini_dir, tiny_model, "interrupted")
+    process = subprocess.Popen([sys.executable, "-m", "fslib.cli", "batch", str(interrupted), "--no-reports"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = tmp_path / "interrupted" / "runs"
+    deadline = time.time() + 300
+    while not list(runs.rglob("results.csv")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C after the first run
+    process.wait(timeout=60)
+    finished = {path: path.stat().st_mtime_ns for path in runs.rglob("results.csv")}
+    assert 1 <= len(finished) < 3
+    assert not [path for path in runs.rglob("results.csv.*")]  # no half-written rows
+
+    runs_before, _ = plan([interrupted])
+    assert sorted(run.status for run in runs_before).count("done") == len(finished)
+    assert run_batch([interrupted], reports=False) == 0
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())  # not run again
+    key = ["run_id", "lang", "split", "metric", "epoch"]
+    resumed = load_results(runs).sort_values(key).reset_index(drop=True)
+    expected = load_results(tmp_path / "complete" / "runs").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed, expected)
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(mini_dir, tiny_model, tmp_path, capsys):
+    good = small_grid(tmp_path, mini_dir, tiny_model, "good")
+    bad = write_params(tmp_path / "bad.yaml", mini_dir, tmp_path / "no-such-model", tmp_path / "good", [
+        {"task": "pos", "methods": ["naive-co-train"], "k": [1], "seeds": [1], "languages": ["en", "qa"]}])
+    assert run_batch([good, bad], reports=False) == 1
+    failed = tmp_path / "good" / "runs" / "pos" / "naive-co-train" / "k1" / "seed1"
+    record = pd.read_json(failed / "FAILED.json", typ="series")
+    assert "no-such-model" in record["error"] and Path(record["notebook"]).exists()
+    assert not (failed / "results.csv").exists()
+    assert len(list((tmp_path / "good" / "runs" / "ner").rglob("results.csv"))) == 3
+    assert "1 failed" in capsys.readouterr().out
+    assert [run.status for run in plan([bad])[0]] == ["failed"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"grids": [{"task": "ner", "methods": ["ord-FS"], "k": [1], "sedes": [1]}]},
+     r"grids\[0\]: unknown key\(s\) sedes; valid keys: task, methods, k, seeds"),
+    ({"grids": [{"task": "ner", "methods": ["ord-fs"], "k": [1]}]},
+     r"grids\[0\].methods: unknown method 'ord-fs'; valid methods: zero-shot, ord-FS"),
+    ({"grids": [{"task": "ner", "methods": ["ord-FS"], "languages": ["en", "xx"]}]},
+     r"grids\[0\].languages: unknown language\(s\) xx for ner; valid: "),
+    ({"defaults": {"model": "m", "epoch": 3}, "grids": [{"task": "ner"}]},
+     r"defaults: unknown key\(s\) epoch; valid keys: "),
+])
+def test_bad_parameter_file_fails_before_any_run(tmp_path, capsys, change, message):
+    document = {"defaults": {"model": "m", "output_dir": str(tmp_path / "out")}, **change}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(document))
+    assert main(["batch", str(path)]) == 2
+    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_parameter_files_are_valid():
+    from fslib.params import load_params
+
+    root = Path(__file__).parent.parent / "params"
+    counts = {path.name: len(load_params(path).runs) for path in sorted(root.glob("*/*.yaml"))}
+    assert counts["ner.yaml"] > 0 and len(counts) >= 10
