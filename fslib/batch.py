@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fslib.config import RunConfig
 from fslib.data.errors import DataError
-from fslib.executors import Job, LocalExecutor, Outcome
+from fslib.executors import Job, LocalExecutor, still_running
 from fslib.params import load_params
 from fslib.results import CONFIG_FILE, RESULTS_FILE
 from fslib.runner import run_dir
@@ -27,7 +27,7 @@ SOURCE_METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT")  # the methods t
 @dataclass
 class PlannedRun:
     config: RunConfig
-    status: str  # done | failed | pending | changed (results of another configuration: rerun)
+    status: str  # done | running | failed | pending | changed (results of another configuration: rerun)
 
     @property
     def folder(self) -> Path:
@@ -36,6 +36,8 @@ class PlannedRun:
 
 def run_status(config: RunConfig) -> str:
     folder = run_dir(config)
+    if still_running(folder / "worker.running.json"):
+        return "running"
     if (folder / RESULTS_FILE).exists() and (folder / CONFIG_FILE).exists():
         stored = RunConfig.load(folder / CONFIG_FILE)
         return "done" if stored.config_hash == config.config_hash else "changed"
@@ -95,7 +97,7 @@ def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
 
 def describe(runs: list[PlannedRun], sources: list[Job], reused: list[Path]) -> str:
     counts = Counter(run.status for run in runs)
-    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in ("done", "pending", "failed", "changed")
+    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "pending", "failed", "changed")
                                                if counts[s])]
     for run in runs:
         lines.append(f"  [{run.status:>7}] {run.config.run_id}  {run.folder}")
@@ -111,13 +113,13 @@ def status_report(param_files: list[Path | str]) -> str:
     return describe(runs, sources, reused)
 
 
-def make_executor(name: str, jobs: int, cluster: dict):
+def make_executor(name: str, jobs: int, cluster: dict, output_dir: Path):
     if name == "local":
         return LocalExecutor(jobs)
     if name == "slurm":
         from fslib.slurm import SlurmExecutor
 
-        return SlurmExecutor(cluster)
+        return SlurmExecutor(cluster, output_dir)
     raise ValueError(f"unknown executor {name!r}; valid executors: local, slurm")
 
 
@@ -130,11 +132,11 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
     if dry_run:
         return 0
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
-    runner = make_executor(executor, jobs, cluster)
+    runner = make_executor(executor, jobs, cluster, Path(runs[0].config.output_dir) if runs else Path("outputs"))
 
-    failed_sources = {job.log.with_suffix("") for outcome in runner.run(sources, "source models")
-                      if not (job := outcome.job) or not outcome.ok}
-    todo = [run for run in runs if run.status != "done"]
+    failed_sources = {outcome.job.log.with_suffix("") for outcome in runner.run(sources, "source models")
+                      if not outcome.ok}
+    todo = [run for run in runs if run.status not in ("done", "running")]  # running: in another batch
     run_jobs, failures = [], 0
     for run in todo:
         if run.config.method in SOURCE_METHODS and source_model_folder(run.config) in failed_sources:
@@ -147,8 +149,11 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
         if not outcome.ok:
             failures += 1
             config = RunConfig(**outcome.job.config)
-            if not (run_dir(config) / FAILED_FILE).exists():  # died before the notebook could say why
-                record_failure(run_dir(config), config, outcome.error or "failed", None, log=outcome.job.log)
+            failure = run_dir(config) / FAILED_FILE
+            inside = json.loads(failure.read_text()) if failure.exists() else {}  # what the notebook said, if anything
+            error = outcome.error + (f"; in the notebook: {inside['error']}" if inside.get("error") else "")
+            notebook = Path(inside["notebook"]) if inside.get("notebook") else None
+            record_failure(run_dir(config), config, error, notebook, log=outcome.log)
     if reports:
         from fslib.reports import build_reports
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def prepare_offline(output_dir: Path = Path("outputs")) -> tuple[Path, Path]:
 def batch(args: argparse.Namespace) -> int:
     from fslib.batch import run_batch
 
+    # SIGTERM (kill, a cluster's time limit) unwinds like Ctrl-C, so the running jobs are stopped too
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return run_batch(args.params, executor=args.executor, jobs=args.jobs, dry_run=args.dry_run,
                      reports=not args.no_reports)
 

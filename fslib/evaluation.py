@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
+from fslib.progress import tqdm
 
 from fslib.features import Collator, qa_predictions, tagging_predictions
 from fslib.metrics import accuracy, squad_f1_em, tagging_f1

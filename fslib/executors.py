@@ -2,6 +2,8 @@
 
 - `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
   (CUDA_VISIBLE_DEVICES), round-robin. Interrupting the batch kills the running jobs (their runs leave no rows).
+- `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
+Each job in flight leaves a `*.running.json` marker beside its log, which `fslib status` reads.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +39,40 @@ class Outcome:
     job: Job
     ok: bool
     error: str | None = None
+    log: Path | None = None  # the job's log, where to look first
+
+
+def running_marker(job: Job) -> Path:
+    """Where a job in flight says so (beside its log): read by `fslib status`."""
+    return job.log.with_name(job.log.stem + ".running.json")
+
+
+def mark_running(job: Job, record: dict) -> None:
+    running_marker(job).parent.mkdir(parents=True, exist_ok=True)
+    running_marker(job).write_text(json.dumps(record))
+
+
+def clear_running(job: Job) -> None:
+    running_marker(job).unlink(missing_ok=True)
+
+
+def still_running(marker: Path) -> bool:
+    """Whether the job that wrote `marker` is still alive (a marker left by a killed batch is stale)."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("executor") == "slurm":
+        from fslib.slurm import job_alive
+
+        return job_alive(record["job_id"])
+    if record.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(record["pid"], 0)
+    except (OSError, KeyError):
+        return False
+    return True
 
 
 def visible_gpus() -> list[str]:
@@ -72,14 +109,17 @@ class LocalExecutor:
                                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                 with self._lock:
                     self._running.add(process)
+                mark_running(job, {"executor": "local", "pid": process.pid, "host": socket.gethostname(),
+                                   "log": str(job.log)})
                 code = process.wait()
                 with self._lock:
                     self._running.discard(process)
         finally:
+            clear_running(job)
             slots.put(slot)
         if code == 0:
             return Outcome(job, True)
-        return Outcome(job, False, f"exit status {code}; log: {job.log}")
+        return Outcome(job, False, f"exit status {code}; log: {job.log}", job.log)
 
     def run(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""
@@ -89,21 +129,19 @@ class LocalExecutor:
         for i in range(self.jobs):
             slots.put(self.gpus[i % len(self.gpus)] if self.gpus else None)
         outcomes: dict[int, Outcome] = {}
-        bar = tqdm(total=len(jobs), desc=description, unit="job")
-        try:
-            with ThreadPoolExecutor(self.jobs) as pool:
-                futures = {pool.submit(self._run_one, job, slots): i for i, job in enumerate(jobs)}
+        with tqdm(total=len(jobs), desc=description, unit="job") as bar, ThreadPoolExecutor(self.jobs) as pool:
+            futures = {pool.submit(self._run_one, job, slots): i for i, job in enumerate(jobs)}
+            try:
                 for future in as_completed(futures):
                     outcome = future.result()
                     outcomes[futures[future]] = outcome
                     bar.update()
                     if not outcome.ok:
                         bar.write(f"failed: {outcome.job.name}: {outcome.error}")
-        except BaseException:
-            self.kill_running()
-            raise
-        finally:
-            bar.close()
+            except BaseException:  # Ctrl-C or SIGTERM: start nothing more, stop what runs, then leave
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.kill_running()
+                raise
         return [outcomes[i] for i in range(len(jobs))]
 
     def kill_running(self) -> None:

@@ -140,4 +140,9 @@ def load_params(path: Path | str) -> BatchParams:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise _fail(path, "grids", f"the same run twice: {', '.join(duplicates)}")
-    return BatchParams(path, runs, prepare, document.get("cluster", {}) or {})
+    cluster = document.get("cluster", {}) or {}
+    if cluster:
+        from fslib.slurm import check_cluster
+
+        check_cluster(cluster, f"{path}: cluster")
+    return BatchParams(path, runs, prepare, cluster)

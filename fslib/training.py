@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from fslib.progress import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 

@@ -61,6 +61,8 @@ def execute_run(config: RunConfig, kernel_name: str = "python3") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FAILED_FILE).unlink(missing_ok=True)
     notebook = folder / f"{config.task}.ipynb"
+    os.environ.setdefault("FSLIB_PROGRESS", "text")  # inherited by the kernel: see fslib.progress
+    os.environ.setdefault("TQDM_MININTERVAL", "20")
     started = time.time()
     try:
         papermill.execute_notebook(NOTEBOOKS / f"{config.task}.ipynb", notebook,
@@ -75,7 +77,9 @@ def execute_run(config: RunConfig, kernel_name: str = "python3") -> Path:
 def record_failure(folder: Path, config: RunConfig, error: str, notebook: Path | None, started: float | None = None,
                    log: Path | None = None) -> None:
     """Write FAILED.json: the error, where to look (executed notebook, log) and the run's config hash."""
-    record = {"run_id": config.run_id, "config_hash": config.config_hash, "error": error[-4000:],
+    if len(error) > 4000:  # keep how it starts (what failed) and how it ends (the exception)
+        error = f"{error[:1500]} [...] {error[-2500:]}"
+    record = {"run_id": config.run_id, "config_hash": config.config_hash, "error": error,
               "notebook": str(notebook) if notebook else None, "log": str(log) if log else None,
               "seconds": round(time.time() - started, 1) if started else None}
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,10 @@ os.environ["HF_DATASETS_CACHE"] = _CACHE
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+
 import pytest  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -39,3 +43,53 @@ def tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model)
+
+
+# ---- a real one-node Slurm cluster (scripts/slurm-test-cluster.sh), for the tests marked `slurm` ------------
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
+OPT_IN = "FSLIB_SLURM_TESTS"
+
+
+def _script(cmd: str, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), cmd], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"slurm-test-cluster.sh {cmd} failed (rc={proc.returncode})\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}",
+            pytrace=False,
+        )
+    return proc
+
+
+def _skip_reason() -> str | None:
+    if os.environ.get(OPT_IN) != "1":
+        return f"real Slurm cluster tests are opt-in: set {OPT_IN}=1 (make test-slurm)"
+    if shutil.which("bash") is None:
+        return "no bash"
+    proc = _script("available", timeout=60, check=False)
+    if proc.returncode != 0:
+        return (proc.stdout + proc.stderr).strip() or "slurm-test-cluster.sh available failed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        _script("install", timeout=900)
+        _script("start", timeout=300)
+        env = _script("env", timeout=30).stdout.strip()
+        assert env.startswith("export SLURM_CONF="), env
+        conf = env.split("=", 1)[1]
+        with pytest.MonkeyPatch.context() as mp:
+            # sbatch/squeue/scancel/sacct (called by submitit) and, via sbatch's default --export=ALL,
+            # the job's own srun need the private config
+            mp.setenv("SLURM_CONF", conf)
+            yield {"conf": conf, "node": socket.gethostname().split(".")[0]}
+    finally:
+        _script("stop", timeout=180, check=False)

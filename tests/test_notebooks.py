@@ -2,7 +2,6 @@
 parameters and writes what it promises."""
 
 import json
-from pathlib import Path
 
 import nbformat
 import pandas as pd

@@ -1,4 +1,4 @@
-from tqdm.auto import tqdm
+from fslib.progress import tqdm
 
 from fslib.languages import SOURCE_LANG
 from fslib.methods.base import Method

@@ -1,0 +1,127 @@
+"""The Slurm executor: each stage of a batch (source models, then runs) is one Slurm job array submitted through
+submitit, and `fslib batch` waits for it before submitting the next stage (staged submission: no job sits in
+the queue waiting on another, and a failed source model is known before its runs are submitted).
+
+Settings come from the `cluster:` section of the parameter file:
+
+    cluster:
+      partition: gpu          # --partition
+      gpus_per_node: 1        # --gpus-per-node (a run uses one GPU)
+      cpus_per_task: 8
+      mem_gb: 64
+      timeout_min: 720        # the run is killed (and reported failed) past this
+      array_parallelism: 32   # at most this many jobs of an array at once
+      account: null           # --account
+      qos: null               # --qos
+      constraint: null        # --constraint
+      setup: []               # shell lines run before each job (module load ..., source .venv/bin/activate)
+      additional_parameters: {}  # any other sbatch option, e.g. {exclude: node17}
+      log_dir: null           # default: <output_dir>/slurm-logs (must be on storage the nodes share)
+
+submitit picks Slurm on its own whenever `srun` is on the PATH; here the cluster is always named (`slurm` for
+this executor, never submitit for `local`), so neither silently becomes the other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from fslib.executors import Job, Outcome, clear_running, mark_running
+from fslib.worker import execute
+
+CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
+                "account", "qos", "constraint", "setup", "additional_parameters", "log_dir")
+POLL_SECONDS = 5
+
+
+def check_cluster(cluster: dict, where: str = "cluster") -> None:
+    unknown = sorted(set(cluster) - set(CLUSTER_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(CLUSTER_KEYS)}")
+
+
+def submitit_parameters(cluster: dict) -> dict:
+    """The cluster section as submitit's AutoExecutor parameters."""
+    check_cluster(cluster)
+    extra = dict(cluster.get("additional_parameters") or {})
+    for key in ("account", "qos", "constraint"):
+        if cluster.get(key):
+            extra[key] = cluster[key]
+    parameters = {"timeout_min": cluster.get("timeout_min", 60), "cpus_per_task": cluster.get("cpus_per_task", 1),
+                  "slurm_array_parallelism": cluster.get("array_parallelism", 64),
+                  "slurm_setup": list(cluster.get("setup") or []), "slurm_additional_parameters": extra}
+    if cluster.get("partition"):
+        parameters["slurm_partition"] = cluster["partition"]
+    if cluster.get("gpus_per_node"):
+        parameters["gpus_per_node"] = cluster["gpus_per_node"]
+    if cluster.get("mem_gb"):
+        parameters["mem_gb"] = cluster["mem_gb"]
+    return parameters
+
+
+class SlurmExecutor:
+    name = "slurm"
+
+    def __init__(self, cluster: dict, output_dir: Path | str = "outputs"):
+        import submitit
+
+        self.parameters = submitit_parameters(cluster)
+        self.log_dir = Path(cluster.get("log_dir") or Path(output_dir) / "slurm-logs").resolve()
+        self.executor = submitit.AutoExecutor(folder=self.log_dir / "%j", cluster="slurm")
+        self.executor.update_parameters(**self.parameters)
+
+    def run(self, jobs: list[Job], description: str) -> list[Outcome]:
+        """Submit `jobs` as one array, wait for all of them; a job that fails, is cancelled, times out or loses
+        its node is an Outcome with ok=False, the error and its log."""
+        if not jobs:
+            return []
+        self.executor.update_parameters(name=f"fslib-{description.replace(' ', '-')}")
+        with self.executor.batch():
+            submitted = [self.executor.submit(execute, job.payload()) for job in jobs]
+        for job, handle in zip(jobs, submitted):
+            mark_running(job, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
+        tqdm.write(f"{description}: submitted Slurm job array {submitted[0].job_id.split('_')[0]} "
+                   f"({len(jobs)} jobs; logs in {self.log_dir})")
+        outcomes: dict[int, Outcome] = {}
+        with tqdm(total=len(jobs), desc=description, unit="job") as bar:
+            while len(outcomes) < len(jobs):
+                for i, (job, handle) in enumerate(zip(jobs, submitted)):
+                    if i in outcomes or not handle.done():
+                        continue
+                    try:
+                        handle.result()
+                        outcomes[i] = Outcome(job, True)
+                    except Exception as error:  # failed, cancelled, timed out, node lost
+                        outcomes[i] = Outcome(job, False, f"Slurm job {handle.job_id} ({handle.state}): "
+                                                          f"{str(error).strip()[-1500:]}; log: {handle.paths.stderr}",
+                                              handle.paths.stderr)
+                        bar.write(f"failed: {job.name}: Slurm job {handle.job_id} {handle.state}; "
+                                  f"log: {handle.paths.stderr}")
+                    clear_running(job)
+                    bar.update()
+                if len(outcomes) < len(jobs):
+                    time.sleep(POLL_SECONDS)
+        return [outcomes[i] for i in range(len(jobs))]
+
+
+def job_alive(job_id: str) -> bool:
+    """Whether Slurm still has the job (pending or running)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def running_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
