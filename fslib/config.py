@@ -79,19 +79,25 @@ class RunConfig:
         languages = list(self.languages or task.languages)
         if SOURCE_LANG not in languages:
             languages.insert(0, SOURCE_LANG)
-        targets = list(self.target_langs) if self.target_langs is not None else \
-            [lang for lang in languages if lang != SOURCE_LANG]
-        unknown = [lang for lang in targets if lang not in languages or lang == SOURCE_LANG]
+        unknown = [lang for lang in self.target_langs or [] if lang not in languages or lang == SOURCE_LANG]
         if unknown:
             raise ValueError(f"target_langs {unknown} must be evaluated languages other than {SOURCE_LANG!r}; "
                              f"languages: {', '.join(languages)}")
         epochs = self.epochs or task.epochs
         return dataclasses.replace(
-            self, languages=languages, target_langs=targets,
+            self, languages=languages,
             learning_rate=self.learning_rate or task.learning_rate, epochs=epochs,
             target_epochs=self.target_epochs or epochs, target_batch_size=self.target_batch_size or max(self.k, 1),
             max_length=self.max_length or task.max_length, doc_stride=self.doc_stride or task.doc_stride,
             alpha=task.alpha if self.alpha is None else self.alpha)
+
+    @property
+    def targets(self) -> list[str]:
+        """The co-trained (or adapted) target languages: `target_langs`, or every evaluated language but the
+        source."""
+        if self.target_langs is not None:
+            return list(self.target_langs)
+        return [lang for lang in self.resolved().languages if lang != SOURCE_LANG]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -38,7 +38,7 @@ def data_overview(config: RunConfig) -> pd.DataFrame:
                                                k=c.k or None, seed=c.seed))
             except DataError:
                 counts[split] = None  # e.g. XNLI targets have no train split
-        if lang != SOURCE_LANG and lang in c.target_langs and c.k:
+        if lang != SOURCE_LANG and lang in c.targets and c.k:
             counts["shots"] = len(load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir))
         meta = language(lang)
         rows.append({"lang": lang, "name": meta.name, "script": meta.script, "family": meta.family, **counts})
@@ -49,7 +49,7 @@ def shots_preview(config: RunConfig, langs: list[str] | None = None, n: int = 2)
     """The first `n` shots of each target language, as readable text."""
     c = config.resolved()
     rows = []
-    for lang in langs or c.target_langs:
+    for lang in langs or c.targets:
         shots = load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir)
         for row in shots.select(range(min(n, len(shots)))).to_list():
             if "tokens" in row:

@@ -9,19 +9,17 @@ import pandas as pd
 
 from fslib.config import RunConfig
 from fslib.methods import METHODS
-from fslib.languages import SOURCE_LANG
 from fslib.results import CONFIG_FILE, RESULTS_FILE, rows_frame, write_atomic, write_results
 from fslib.stages import Run
 
 
 def run_dir(config: RunConfig) -> Path:
-    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>] (the last part only for runs on a
-    subset of the targets: gradient-single and gradient-subset)."""
+    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>] (the last part only for runs given
+    `target_langs`: gradient-single and gradient-subset)."""
     resolved = config.resolved()
     folder = Path(resolved.output_dir) / "runs" / resolved.task / resolved.label / f"k{resolved.k}" / \
         f"seed{resolved.seed}"
-    all_targets = [lang for lang in resolved.languages if lang != SOURCE_LANG]
-    if resolved.target_langs != all_targets:
+    if resolved.target_langs is not None:
         folder /= "+".join(resolved.target_langs)
     return folder
 

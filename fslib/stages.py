@@ -91,7 +91,7 @@ class Run:
     @property
     def targets(self) -> list[str]:
         """The target languages whose shots are trained on."""
-        return self.config.target_langs
+        return self.config.targets
 
     # ---- data -------------------------------------------------------------------------------------------
     def examples(self, lang: str, split: str) -> Dataset:

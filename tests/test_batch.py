@@ -82,12 +82,13 @@ def test_second_batch_reuses_everything(report_batch, capsys):
 def test_dry_run_lists_runs_done_and_reused(report_batch, capsys):
     root, params, _ = report_batch
     extended = yaml.safe_load(params.read_text())
-    extended["grids"][0]["seeds"] = [1, 2, 3]
+    extended["grids"][0]["seeds"] = [1, 2, 3]  # seed 3 needs a new source model
+    extended["grids"][0]["k"] = [1, 5]  # K=5 runs of seeds 1 and 2 reuse theirs
     bigger = root / "bigger.yaml"
     bigger.write_text(yaml.safe_dump(extended))
     assert main(["batch", str(bigger), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "16 runs: 11 done, 5 pending" in out
+    assert "28 runs: 11 done, 17 pending" in out
     assert "source models: 1 to train, 2 reused" in out
     assert "[pending] ner-zero-shot-k0-seed3" in out
     assert not (root / "outputs/runs/ner/zero-shot/k0/seed3").exists()
@@ -162,5 +163,9 @@ def test_shipped_parameter_files_are_valid():
     from fslib.params import load_params
 
     root = Path(__file__).parent.parent / "params"
-    counts = {path.name: len(load_params(path).runs) for path in sorted(root.glob("*/*.yaml"))}
-    assert counts["ner.yaml"] > 0 and len(counts) >= 10
+    counts = {f"{path.parent.name}/{path.name}": len(load_params(path).runs) for path in root.glob("*/*.yaml")}
+    assert sorted(counts) == sorted(f"{kind}/{name}.yaml" for kind in ("mini", "paper")
+                                    for name in ("ner", "pos", "tydiqa", "xnli", "script_study"))
+    # the paper's grid: zero-shot once per seed, five methods x K in {1, 5, 10} x seeds 1-5
+    assert counts["paper/ner.yaml"] == 5 + 5 * 3 * 5
+    assert counts["mini/ner.yaml"] == 2 + 5 * 2 * 2
