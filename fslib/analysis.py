@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fslib.curves import best_dev_epochs, dev_curves, selection_curves, share_best_at_first_epoch  # noqa: F401
+from fslib.curves import (  # noqa: F401
+    best_dev_epochs,
+    dev_curves,
+    selection_curves,
+    share_best_at_first_epoch,
+)
 from fslib.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.reference import ensure_result_rows, load_reference_table1
 from fslib.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401

@@ -12,12 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fslib.config import RunConfig
+from fslib.config import RunConfig, run_dir
 from fslib.data.errors import DataError
 from fslib.executors import Job, LocalExecutor, still_running
 from fslib.params import load_params
 from fslib.results import CONFIG_FILE, RESULTS_FILE
-from fslib.runner import run_dir
 from fslib.stages import SOURCE_RECORD, source_model_folder
 from fslib.worker import FAILED_FILE, record_failure
 

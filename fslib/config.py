@@ -53,7 +53,7 @@ class RunConfig:
     surgery_granularity: str = "step"  # "step" (once per optimiser step) or "micro_batch" (the authors' code)
     # evaluation and diagnostics
     target_dev_curves: bool = True  # co-training: evaluate target dev sets every epoch (split=dev rows)
-    test_curves: bool = False  # evaluate test sets every epoch (split=test-curve rows; Figure 5)
+    test_curves: bool = False  # with the dev curves, test scores every epoch (split=test-curve; Figure 5)
     gradient_similarity: bool = False  # co-training: per-language gradient cosines of the final model
     similarity_source_batches: int = 100  # English gradient averaged over this many batches
     max_train_examples: int | None = None  # cap on the source train set (CPU demos); None: all
@@ -130,3 +130,14 @@ class RunConfig:
 
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def run_dir(config: RunConfig) -> Path:
+    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>] (the last part only for runs given
+    `target_langs`: gradient-single and gradient-subset)."""
+    resolved = config.resolved()
+    folder = Path(resolved.output_dir) / "runs" / resolved.task / resolved.label / f"k{resolved.k}" / \
+        f"seed{resolved.seed}"
+    if resolved.target_langs is not None:
+        folder /= "+".join(resolved.target_langs)
+    return folder

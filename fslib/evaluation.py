@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from datasets import Dataset
-from fslib.progress import tqdm
 
 from fslib.features import Collator, qa_predictions, tagging_predictions
 from fslib.metrics import accuracy, squad_f1_em, tagging_f1
+from fslib.progress import tqdm
 from fslib.tasks import Task
 from fslib.training import autocast, to_device
 

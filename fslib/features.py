@@ -17,7 +17,11 @@ import hashlib
 
 import numpy as np
 from datasets import Dataset
-from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import (
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+)
 
 from fslib.tasks import Task, get_task
 

@@ -17,13 +17,15 @@ import string
 import warnings
 from collections import Counter
 
-from seqeval.metrics import f1_score
-
 
 def tagging_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
     """seqeval F1 (x100) of predicted tag sequences against gold ones."""
     if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred)):
         raise ValueError("gold and predicted tag sequences must have the same number of sentences and tokens")
+    from seqeval.metrics import (
+        f1_score,  # imports scikit-learn: only when tagging is scored
+    )
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # seqeval warns that POS tags "seem not to be NE tags"
         return 100.0 * f1_score(gold, pred)

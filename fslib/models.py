@@ -15,10 +15,15 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification, PreTrainedModel, XLMRobertaConfig,
-                          XLMRobertaForMaskedLM, XLMRobertaTokenizer)
-
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    PreTrainedModel,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
+    XLMRobertaTokenizer,
+)
 from transformers.utils import logging as hf_logging
 
 from fslib.data import load_split, texts

@@ -12,8 +12,15 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from fslib.analysis import (COLOUR_CLASSES, best_per_k, best_per_language, benefit_extremes, language_colour_classes,
-                            main_colour_classes, main_table_wide)
+from fslib.analysis import (
+    COLOUR_CLASSES,
+    benefit_extremes,
+    best_per_k,
+    best_per_language,
+    language_colour_classes,
+    main_colour_classes,
+    main_table_wide,
+)
 from fslib.languages import language
 
 # Background of each colour class (gains green, losses red, stronger for 3 points or more).

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fslib.results import RESULTS_FILE, load_results, write_atomic
+from fslib.files import write_atomic
+from fslib.results import RESULTS_FILE, load_results
 from fslib.worker import NOTEBOOKS, IPCKernelManager
 
 DESCRIPTIONS = {

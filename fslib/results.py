@@ -10,12 +10,12 @@ failed or interrupted run never leaves rows that look valid.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from fslib.files import write_atomic
 
 COLUMNS = ["task", "method", "k", "seed", "lang", "split", "metric", "value", "epoch", "step", "run_id",
            "config_hash"]
@@ -31,19 +31,6 @@ class Row:
     value: float
     epoch: int | None = None
     step: int | None = None
-
-
-def write_atomic(path: Path, write) -> None:
-    """Write a file through a temporary file in the same folder and a rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def rows_frame(rows: list[Row], *, task: str, method: str, k: int, seed: int, run_id: str,

@@ -3,25 +3,13 @@ language, and writes the run's folder (config.json, extra tables, and results.cs
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from fslib.config import RunConfig
+from fslib.config import RunConfig, run_dir
+from fslib.files import write_atomic
 from fslib.methods import METHODS
-from fslib.results import CONFIG_FILE, RESULTS_FILE, rows_frame, write_atomic, write_results
+from fslib.results import CONFIG_FILE, RESULTS_FILE, rows_frame, write_results
 from fslib.stages import Run
-
-
-def run_dir(config: RunConfig) -> Path:
-    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>] (the last part only for runs given
-    `target_langs`: gradient-single and gradient-subset)."""
-    resolved = config.resolved()
-    folder = Path(resolved.output_dir) / "runs" / resolved.task / resolved.label / f"k{resolved.k}" / \
-        f"seed{resolved.seed}"
-    if resolved.target_langs is not None:
-        folder /= "+".join(resolved.target_langs)
-    return folder
 
 
 def run_experiment(config: RunConfig) -> pd.DataFrame:
@@ -39,3 +27,6 @@ def run_experiment(config: RunConfig) -> pd.DataFrame:
         write_atomic(folder / f"{name}.csv", lambda temporary, table=table: table.to_csv(temporary, index=False))
     write_results(folder, frame)
     return frame
+
+
+__all__ = ["run_dir", "run_experiment"]

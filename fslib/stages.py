@@ -30,7 +30,6 @@ from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
-
 SOURCE_RECORD = "source_training.json"  # written last: its presence marks a finished source model
 
 
@@ -204,7 +203,7 @@ class Run:
         model, _ = self.source_model()
         torch.manual_seed(stable_seed("adapt", self.config.seed, *langs) % 2**63)
         shots = concatenate_datasets([self.features(lang, "shots") for lang in langs])
-        dev_langs = langs if (select_on_dev or self.config.test_curves) else []
+        dev_langs = langs if select_on_dev else []  # ord-FS and co-FT never look at a dev set
         outcome = train(model, shots, self.settings(adapting=True), collator=self.collator, seed=self.config.seed,
                         device=self.device, on_epoch_end=self.curves(dev_langs, langs[0] if select_on_dev else None),
                         select="best" if select_on_dev else "last",

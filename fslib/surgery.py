@@ -98,8 +98,7 @@ class StochasticGradientSurgery:
         coefficient = dot.clamp(max=0) / (oracle_norm2 + EPS)
         self._conflicts += (dot < 0).float()
         self._cosine_sum += dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
-        self.saved.addcmul_(flat, coefficient, value=-1.0)  # g_train - coef * g_oracle
-        flat.copy_(self.saved)
+        torch.addcmul(self.saved, flat, coefficient, value=-1.0, out=flat)  # g_train - coef * g_oracle, one pass
 
     def stats(self) -> dict[str, float]:
         """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync."""

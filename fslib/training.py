@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from fslib.progress import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from fslib.progress import tqdm
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
-from fslib.config import RunConfig
-from fslib.results import write_atomic
-from fslib.runner import run_dir
+from fslib.config import RunConfig, run_dir
+from fslib.files import write_atomic
 
 NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
 FAILED_FILE = "FAILED.json"

@@ -9,9 +9,21 @@ import pandas as pd
 import pytest
 
 from fslib import analysis
-from fslib.curves import best_dev_epochs, dev_curves, selection_curves, share_best_at_first_epoch
-from fslib.reference import (SUSPECT_CELLS, TABLE1_MISMATCHES, as_result_rows, load_reference,
-                             load_reference_script_study, load_reference_table1, reference_results)
+from fslib.curves import (
+    best_dev_epochs,
+    dev_curves,
+    selection_curves,
+    share_best_at_first_epoch,
+)
+from fslib.reference import (
+    SUSPECT_CELLS,
+    TABLE1_MISMATCHES,
+    as_result_rows,
+    load_reference,
+    load_reference_script_study,
+    load_reference_table1,
+    reference_results,
+)
 from fslib.results import COLUMNS
 from fslib.similarity import conflict_share, load_gradient_similarity, similarity_matrix
 

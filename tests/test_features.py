@@ -8,8 +8,14 @@ from datasets import Dataset
 
 import fslib.features as features_module
 from fslib.data import load_split
+from fslib.features import (
+    IGNORE,
+    Collator,
+    build_features,
+    qa_predictions,
+    tagging_predictions,
+)
 from fslib.metrics import squad_f1_em
-from fslib.features import IGNORE, Collator, build_features, qa_predictions, tagging_predictions
 from fslib.tasks import NER_LABELS, get_task
 
 

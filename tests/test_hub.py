@@ -4,7 +4,13 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 
 from fslib.data.errors import DataError
-from fslib.data.hub import from_hub_tagging, from_hub_tydiqa, from_hub_xnli, from_multinli, hub_config
+from fslib.data.hub import (
+    from_hub_tagging,
+    from_hub_tydiqa,
+    from_hub_xnli,
+    from_multinli,
+    hub_config,
+)
 from fslib.tasks import NER_LABELS, UPOS_LABELS
 
 

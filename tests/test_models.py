@@ -1,7 +1,11 @@
 """The tiny XLM-R loads through the Auto classes as a hub checkpoint would, and covers the mini corpus."""
 
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, XLMRobertaTokenizer
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    XLMRobertaTokenizer,
+)
 
 from fslib.models import load_model, mini_corpus
 

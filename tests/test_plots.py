@@ -13,7 +13,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from fslib import analysis, plots  # noqa: E402
 from fslib.languages import language  # noqa: E402
-from fslib.reference import as_result_rows, load_reference_script_study, reference_results  # noqa: E402
+from fslib.reference import (  # noqa: E402
+    as_result_rows,
+    load_reference_script_study,
+    reference_results,
+)
 
 
 def bold_cells(html: str) -> int:

@@ -1,7 +1,6 @@
-from fslib.progress import tqdm
-
 from fslib.languages import SOURCE_LANG
 from fslib.methods.base import Method
+from fslib.progress import tqdm
 from fslib.stages import Run
 
 
