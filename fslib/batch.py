@@ -159,6 +159,7 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
         for output_dir in sorted({Path(run.config.output_dir) for run in runs}):
             index = build_reports(output_dir, jobs=jobs)
             print(f"report index: {index}")
-    print(f"{len(runs) - len(todo)} runs already done, {len(run_jobs) - failures + len(todo) - len(run_jobs)} "
-          f"run now, {failures} failed" if todo else f"all {len(runs)} runs already done")
+    done_before = len(runs) - len(todo)
+    print(f"{done_before} runs were already done, {len(todo) - failures} ran now, {failures} failed"
+          if todo else f"all {len(runs)} runs already done")
     return 1 if failures else 0
