@@ -18,15 +18,9 @@ own `Collator` and batched by the kit's own `batches` (length-grouped, dynamical
 built as `fslib.stages.Run.oracle_batches` builds them (a target's K shots as one batch; English: a random source
 batch of min(K, micro-batch) examples). Everything is generated once, before any timing.
 
-The step: `fslib.training.train` has no per-step hook to time, so `train_step` below mirrors its inner loop
-line by line (forward under the same autocast, the isfinite check, backward, surgery, clip on the flat buffer's
-parameters, AdamW, linear schedule, zeroing the flat buffer, the `loss.item()` of the progress bar). Unless
-`--no-check`, the bench first runs `train()` itself and the mirror for a few steps from the same weights and
-checks that they end with identical parameters.
-
-Also (unless `--no-profile`): a breakdown of where the time of one gradient-co-train step goes (the surgery call
-replayed piece by piece), micro-benchmarks of cheaper alternatives for the surgery's buffer passes, and the cost
-of building an English oracle batch the way `fslib.stages` does (Dataset.select + to_list + collate, per call).
+The step is the kit's own `fslib.training.optimisation_step`, the body of `train()`'s loop (forward under the
+same autocast, the isfinite check, backward, surgery, clipping, AdamW, the linear schedule, zeroing the flat
+buffer), so what is timed is what training runs.
 
     .venv/bin/python bench/surgery_overhead.py [--device auto|cpu|cuda] [--steps 25] [--repeats 3] [--bf16]
 """
@@ -42,7 +36,6 @@ import platform
 import statistics
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,17 +54,16 @@ from transformers import (  # noqa: E402
 
 from fslib.features import IGNORE, Collator  # noqa: E402
 from fslib.languages import SOURCE_LANG  # noqa: E402
-from fslib.surgery import EPS, FlatGradients, StochasticGradientSurgery  # noqa: E402
+from fslib.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
 from fslib.surgery_reference import ReferenceSurgery  # noqa: E402
 from fslib.tasks import NER_LABELS  # noqa: E402
 from fslib.training import (  # noqa: E402
     StageSettings,
-    TrainingDiverged,
     autocast,
     batches,
+    optimisation_step,
     optimizer_for,
     to_device,
-    train,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,37 +173,22 @@ class Trainer:
             with autocast(device, settings.bf16):
                 return module(**inputs).loss
 
-        if variant.surgery == "reference":
-            # the usual way: per-parameter .grad tensors, zero_grad(set_to_none=True); ReferenceSurgery replaces
-            # every .grad with a clone, so it cannot sit on a flat buffer (grads.zero_() would no longer reach them)
-            self.grads = None
-            self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.grads = FlatGradients(list(model.parameters()))
+        if variant.surgery == "reference":  # writes its result back into the same .grad tensors
             self.surgeon = ReferenceSurgery(model, languages, variant.alpha, SURGERY_SEED, oracle_loss)
-            self.zero = lambda: self.optimizer.zero_grad(set_to_none=True)
+        elif variant.surgery == "efficient":
+            self.surgeon = StochasticGradientSurgery(self.grads, languages, variant.alpha, SURGERY_SEED,
+                                                     lambda lang: oracle_loss(model, lang))
         else:
-            self.grads = FlatGradients(list(model.parameters()))
-            self.parameters = self.grads.parameters
-            self.surgeon = (StochasticGradientSurgery(self.grads, languages, variant.alpha, SURGERY_SEED,
-                                                      lambda lang: oracle_loss(model, lang))
-                            if variant.surgery == "efficient" else None)
-            self.zero = self.grads.zero_
+            self.surgeon = None
 
     def step(self, batch: dict) -> float:
-        """One optimisation step; mirrors the body of fslib.training.train's step loop (grad_accum=1,
-        surgery_granularity="step")."""
-        inputs, langs = to_device(dict(batch), self.device)
-        with autocast(self.device, self.settings.bf16):
-            loss = self.model(**inputs).loss
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss is {loss.item()}; languages in the batch: {', '.join(sorted(set(langs)))}")
-        (loss / 1).backward()
-        if self.surgeon:
-            self.surgeon()
-        torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.max_grad_norm, foreach=True)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.zero()
-        return float(f"{loss.item():.3f}")  # train() formats loss.item() for the progress bar every step
+        """One optimisation step (grad_accum=1), exactly as `train()` takes it, and the `loss.item()` that
+        train()'s progress bar reads."""
+        loss = optimisation_step(self.model, [dict(batch)], grads=self.grads, optimizer=self.optimizer,
+                                 scheduler=self.scheduler, settings=self.settings, device=self.device,
+                                 surgeon=self.surgeon)
+        return loss.item()
 
     @property
     def surgeries(self) -> int:
@@ -221,40 +198,6 @@ class Trainer:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-# ---- the mirror against train() -------------------------------------------------------------------------------
-def check_mirror(template, settings, collator, args, tokenizer, device, languages) -> dict:
-    """`train()` itself and `Trainer.step` from the same weights and seeds, a few steps of gradient-co-train
-    (alpha=1) and of naive-co-train: the parameters must come out identical."""
-    steps = 2
-    data, english = co_training_features(steps, args, torch.Generator().manual_seed(args.seed + 7), tokenizer)
-    oracles = Oracles(data, english, collator, args.shots, args.batch_size, steps, args.seed + 8)
-    result = {"compared_with": "fslib.training.train", "steps": steps, "variants": {}}
-    for variant in (VARIANTS[1], VARIANTS[0]):
-        real = copy.deepcopy(template)
-
-        def factory(grads, model=real, oracle=oracles.view()):
-            def oracle_loss(lang):
-                inputs, _ = to_device(oracle(lang), device)
-                with autocast(device, settings.bf16):
-                    return model(**inputs).loss
-            return StochasticGradientSurgery(grads, languages, variant.alpha, SURGERY_SEED, oracle_loss)
-
-        torch.manual_seed(args.seed)
-        train(real, data, settings, collator=collator, seed=args.seed, device=device,
-              surgery=factory if variant.surgery == "efficient" else None, progress=False)
-
-        torch.manual_seed(args.seed)
-        mirror = Trainer(variant, template, settings, steps, oracles, languages, device)
-        micro_batches = iter(batches(data, args.batch_size, collator, torch.Generator().manual_seed(args.seed)))
-        for _, batch in zip(range(steps), micro_batches):  # iter() draws the loader's seed as train() does
-            mirror.step(batch)
-        diffs = [float((a.detach() - b.detach()).abs().max()) for a, b in
-                 zip(real.parameters(), mirror.model.parameters())]
-        result["variants"][variant.name] = {"identical": max(diffs) == 0.0, "max_abs_diff": max(diffs)}
-    result["identical"] = all(v["identical"] for v in result["variants"].values())
-    return result
 
 
 # ---- timing -----------------------------------------------------------------------------------------------------
@@ -340,151 +283,6 @@ def paired_ratio(runs: dict[str, list[dict]], a: str, b: str) -> float:
 
 
 # ---- where the time goes ----------------------------------------------------------------------------------------
-class Clock:
-    def __init__(self, device):
-        self.device, self.totals, self.start = device, Counter(), None
-
-    def __enter__(self):
-        sync(self.device)
-        self.start = time.perf_counter()
-        return self
-
-    def lap(self, name: str) -> None:
-        sync(self.device)
-        now = time.perf_counter()
-        self.totals[name] += now - self.start
-        self.start = now
-
-    def __exit__(self, *exc):
-        return False
-
-
-def breakdown(template, settings, train_batches, oracles, languages, device, warmup, steps) -> dict:
-    """A gradient-co-train (alpha=1) run on the timed batches, with the surgery call replayed piece by piece: the
-    same tensor operations as `StochasticGradientSurgery.__call__`, on the surgeon's own buffers and generator
-    (keep in step with fslib/surgery.py). Milliseconds per step, averaged over the timed steps."""
-    torch.manual_seed(0)
-    trainer = Trainer(VARIANTS[1], template, settings, len(train_batches), oracles, languages, device)
-    surgeon, grads, model = trainer.surgeon, trainer.grads, trainer.model
-    clock = Clock(device)
-    timed = 0
-    for index, batch in enumerate(train_batches[:warmup + steps]):
-        if index == warmup:
-            clock.totals.clear()
-        timed += index >= warmup
-        with clock:
-            inputs, _ = to_device(dict(batch), device)
-            with autocast(device, settings.bf16):
-                loss = model(**inputs).loss
-            bool(torch.isfinite(loss))
-            clock.lap("train forward")
-            loss.backward()
-            clock.lap("train backward")
-            # --- StochasticGradientSurgery.__call__, piece by piece
-            surgeon.applications += 1
-            lang = surgeon.rng.choice(surgeon.languages)
-            if surgeon.rng.random() >= surgeon.alpha:  # alpha=1: never
-                raise RuntimeError("the breakdown expects alpha=1")
-            surgeon.surgeries += 1
-            surgeon.oracle_counts[lang] += 1
-            flat = grads.buffer
-            surgeon.saved.copy_(flat)
-            clock.lap("surgery: copy g_train out")
-            flat.zero_()
-            clock.lap("surgery: zero buffer")
-            oracle_inputs, _ = to_device(trainer.oracle(lang), device)
-            clock.lap("surgery: oracle batch (pre-collated) to device")
-            with autocast(device, settings.bf16):
-                oracle_loss = model(**oracle_inputs).loss
-            clock.lap("surgery: oracle forward")
-            oracle_loss.backward()
-            clock.lap("surgery: oracle backward")
-            grads.check_attached()
-            clock.lap("surgery: check_attached")
-            dot = torch.dot(surgeon.saved, flat)
-            oracle_norm2 = torch.dot(flat, flat)
-            coefficient = dot.clamp(max=0) / (oracle_norm2 + EPS)
-            clock.lap("surgery: dot + |g_o|^2")
-            surgeon._conflicts += (dot < 0).float()
-            surgeon._cosine_sum += dot / (surgeon.saved.norm() * oracle_norm2.sqrt() + EPS)
-            clock.lap("surgery: statistics (|g_t| for the cosine)")
-            surgeon.saved.addcmul_(flat, coefficient, value=-1.0)
-            clock.lap("surgery: project (addcmul_)")
-            flat.copy_(surgeon.saved)
-            clock.lap("surgery: copy back")
-            # --- the rest of the step
-            torch.nn.utils.clip_grad_norm_(trainer.parameters, settings.max_grad_norm, foreach=True)
-            clock.lap("clip")
-            trainer.optimizer.step()
-            trainer.scheduler.step()
-            clock.lap("AdamW + schedule")
-            grads.zero_()
-            f"{loss.item():.3f}"
-            clock.lap("zero + loss.item()")
-    per_step = {name: seconds * 1e3 / timed for name, seconds in clock.totals.items()}
-    surgery = sum(v for k, v in per_step.items() if k.startswith("surgery:"))
-    total = sum(per_step.values())
-    return {"ms_per_step": per_step, "surgery_ms": surgery, "step_ms": total,
-            "surgery_buffer_passes_ms": sum(v for k, v in per_step.items() if k.startswith("surgery:") and
-                                            ("copy" in k or "zero" in k or "dot" in k or "statistics" in k
-                                             or "project" in k)),
-            "oracle_forward_backward_ms": per_step["surgery: oracle forward"] + per_step["surgery: oracle backward"],
-            "n_parameters": grads.buffer.numel()}
-
-
-def time_op(fn, device, repeats: int = 30) -> float:
-    """Median ms of `fn()`."""
-    for _ in range(3):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
-
-
-def buffer_alternatives(n: int, device: torch.device) -> dict:
-    """The surgery's passes over gradient-sized buffers, as written now and as they could be written."""
-    generator = torch.Generator(device=device).manual_seed(0)
-    flat = torch.randn(n, device=device, generator=generator)
-    saved = torch.randn(n, device=device, generator=generator)
-    pair = torch.randn(2, n, device=device, generator=generator)  # g_train and g_oracle as rows of one storage
-    coefficient = torch.tensor(-0.01, device=device)
-    ops = {
-        "copy_ (one buffer to the other)": lambda: saved.copy_(flat),
-        "zero_": lambda: flat.zero_(),
-        "dot": lambda: torch.dot(saved, flat),
-        "norm": lambda: saved.norm(),
-        "now: addcmul_ into saved, then copy_ back": lambda: (saved.addcmul_(flat, coefficient, value=-1.0),
-                                                             flat.copy_(saved)),
-        "fused: torch.addcmul(saved, flat, coef, value=-1, out=flat)": lambda: torch.addcmul(
-            saved, flat, coefficient, value=-1.0, out=flat),
-        "now: dot(t,o) + dot(o,o) + norm(t) (3 passes)": lambda: (torch.dot(saved, flat), torch.dot(flat, flat),
-                                                                  saved.norm()),
-        "one pass: Gram matrix of a (2, n) buffer, pair @ pair.T": lambda: pair @ pair.T,
-    }
-    return {name: time_op(fn, device) for name, fn in ops.items()}
-
-
-def stages_oracle_batch_cost(english: Dataset, collator, k: int, micro_batch: int) -> dict:
-    """What `fslib.stages.Run.oracle_batches` does per English oracle call (a random Dataset.select, to_list,
-    collate), against handing out a batch collated in advance."""
-    generator = torch.Generator().manual_seed(0)
-    size = min(k, micro_batch)
-
-    def from_dataset():
-        chosen = torch.randperm(len(english), generator=generator)[:size].tolist()
-        return collator(english.select(chosen).to_list())
-
-    ready = from_dataset()
-    return {"select_to_list_collate_ms": time_op(from_dataset, torch.device("cpu"), 50),
-            "precollated_copy_ms": time_op(lambda: dict(ready), torch.device("cpu"), 50)}
-
-
-# ---- reporting --------------------------------------------------------------------------------------------------
 def machine_info(device: torch.device) -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "torch_threads": torch.get_num_threads(),
@@ -528,9 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=MODEL_CONFIG["vocab_size"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--no-check", action="store_true", help="skip the mirror-vs-train() check")
-    parser.add_argument("--no-profile", action="store_true", help="skip the breakdown and micro-benchmarks")
-    parser.add_argument("--profile-steps", type=int, default=8, help="steps of the breakdown (default 8)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default bench/results/surgery_overhead-<device>.json)")
     args = parser.parse_args(argv)
@@ -564,13 +359,6 @@ def main(argv: list[str] | None = None) -> int:
     train_batches = list(batches(data, args.batch_size, collator, torch.Generator().manual_seed(args.seed)))
     oracles = Oracles(data, english, collator, args.shots, args.batch_size, n_batches, args.seed + 1)
     assert len(train_batches) == n_batches and all(len(b["langs"]) == args.batch_size for b in train_batches)
-
-    check = None
-    if not args.no_check:
-        check = check_mirror(template, settings, collator, args, tokenizer, device, languages)
-        print(f"mirror of train(): {'identical parameters' if check['identical'] else 'DIFFERS'} after "
-              f"{check['steps']} steps " + ", ".join(f"{k}: max|diff|={v['max_abs_diff']:.1e}"
-                                                      for k, v in check["variants"].items()))
 
     runs: dict[str, list[dict]] = {variant.name: [] for variant in VARIANTS}
     for repeat in range(args.repeats):
@@ -614,14 +402,6 @@ def main(argv: list[str] | None = None) -> int:
         memory["cuda_peak_minus_naive_bytes"] = {name: r["peak_memory_bytes"] - naive_peak
                                                  for name, r in results.items()}
 
-    profile = None
-    if not args.no_profile:
-        profile = {"gradient_step_breakdown": breakdown(template, settings, train_batches, oracles, languages,
-                                                        device, args.warmup, min(args.profile_steps, args.steps)),
-                   "buffer_ops_ms": buffer_alternatives(n_parameters, device),
-                   "stages_english_oracle_batch": stages_oracle_batch_cost(english, collator, args.shots,
-                                                                          args.batch_size)}
-
     lengths = [int(b["input_ids"].shape[1]) for b in train_batches[args.warmup:]]
     payload = {
         "benchmark": "surgery_overhead",
@@ -644,7 +424,6 @@ def main(argv: list[str] | None = None) -> int:
             "schedule": "per repetition, one trainer per variant, stepped in turn on each batch (order rotating)",
             "statistic": "per step, median over repeats; then mean/median over steps",
         },
-        "mirror_check": check,
         "variants": results,
         "ratios": headline,
         "ratios_all_statistics": {
@@ -655,7 +434,6 @@ def main(argv: list[str] | None = None) -> int:
         "expected_gradient_a0.1/naive": expected_a01,
         "targets_met": targets,
         "memory": memory,
-        "profile": profile,
         "wall_s": time.perf_counter() - began,
     }
     write_json(out, payload)
@@ -686,19 +464,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"target {name}: {'met' if met else 'NOT met'}")
     print(f"surgery memory (from sizes): gradient +{gradient_bytes / 2**20:.1f} MiB persistent (one gradient-sized "
           f"buffer); reference +{5 * gradient_bytes / 2**20:.0f} MiB transient (5 G) in every call")
-    if profile:
-        b = profile["gradient_step_breakdown"]
-        print("\nwhere a gradient-co-train step goes (alpha=1, ms/step, sections synchronised):")
-        for name, ms in b["ms_per_step"].items():
-            print(f"  {name:<48}{ms:8.2f}")
-        print(f"  {'= surgery call':<48}{b['surgery_ms']:8.2f}   of which oracle forward+backward "
-              f"{b['oracle_forward_backward_ms']:.2f}, buffer passes {b['surgery_buffer_passes_ms']:.2f}")
-        print("buffer ops on one gradient-sized buffer (ms):")
-        for name, ms in profile["buffer_ops_ms"].items():
-            print(f"  {name:<64}{ms:7.2f}")
-        s = profile["stages_english_oracle_batch"]
-        print(f"English oracle batch as fslib.stages builds it: {s['select_to_list_collate_ms']:.2f} ms per call "
-              f"(pre-collated: {s['precollated_copy_ms']:.3f} ms)")
     load_after = payload["machine"]["load_average_1_5_15_min"]
     if device.type == "cpu" and load_after and max(load_before[0], load_after[0]) > (os.cpu_count() or 1):
         print(f"\nWARNING: the machine was busy (1-min load {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the "

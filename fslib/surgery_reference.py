@@ -40,7 +40,7 @@ class ReferenceSurgery:
         offset = 0
         for p in self.model.parameters():
             if p.requires_grad:
-                p.grad = g_train[offset:offset + p.numel()].view_as(p).clone()
+                p.grad.copy_(g_train[offset:offset + p.numel()].view_as(p))
                 offset += p.numel()
 
     def stats(self) -> dict[str, float]:

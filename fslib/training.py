@@ -81,6 +81,32 @@ def optimizer_for(model: torch.nn.Module, settings: StageSettings) -> torch.opti
                              lr=settings.learning_rate, eps=settings.adam_epsilon)
 
 
+def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatGradients,
+                      optimizer: torch.optim.Optimizer, scheduler, settings: StageSettings, device: torch.device,
+                      surgeon: Callable[[], None] | None = None, surgery_granularity: str = "step",
+                      where: str = "training") -> torch.Tensor:
+    """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each
+    (stopping on a non-finite loss), the surgery, clipping, AdamW and the schedule; the flat gradient buffer is
+    zeroed for the next step. Returns the last micro-batch's loss."""
+    for batch in group:
+        inputs, langs = to_device(batch, device)
+        with autocast(device, settings.bf16):
+            loss = model(**inputs).loss
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss is {loss.item()} at {where}; languages in the batch: "
+                                   f"{', '.join(sorted(set(langs)))}")
+        (loss / len(group)).backward()
+        if surgeon and surgery_granularity == "micro_batch":
+            surgeon()  # the authors' variant: project the running sum after every micro-batch
+    if surgeon and surgery_granularity == "step":
+        surgeon()
+    torch.nn.utils.clip_grad_norm_(grads.parameters, settings.max_grad_norm, foreach=True)
+    optimizer.step()
+    scheduler.step()
+    grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
+    return loss
+
+
 def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *, collator, seed: int,
           device: torch.device, on_epoch_end: Callable[[torch.nn.Module, int], float | None] | None = None,
           select: str = "last", surgery: Callable[[FlatGradients], StochasticGradientSurgery] | None = None,
@@ -110,23 +136,11 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
         micro_batches = iter(loader)
         for _ in range(steps_per_epoch):
             group = [b for _, b in zip(range(settings.grad_accum), micro_batches)]
-            for batch in group:
-                inputs, langs = to_device(batch, device)
-                with autocast(device, settings.bf16):
-                    loss = model(**inputs).loss
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"{description}: loss is {loss.item()} at step {outcome.steps + 1} "
-                                           f"(epoch {epoch}); languages in the batch: {', '.join(sorted(set(langs)))}")
-                (loss / len(group)).backward()
-                if surgeon and surgery_granularity == "micro_batch":
-                    surgeon()  # the authors' variant: project the running sum after every micro-batch
-            if surgeon and surgery_granularity == "step":
-                surgeon()
-            torch.nn.utils.clip_grad_norm_(grads.parameters, settings.max_grad_norm, foreach=True)
-            optimizer.step()
-            scheduler.step()
-            grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
             outcome.steps += 1
+            loss = optimisation_step(model, group, grads=grads, optimizer=optimizer, scheduler=scheduler,
+                                     settings=settings, device=device, surgeon=surgeon,
+                                     surgery_granularity=surgery_granularity,
+                                     where=f"{description}: step {outcome.steps} (epoch {epoch})")
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         if surgeon:

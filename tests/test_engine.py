@@ -112,7 +112,7 @@ def test_nan_loss_stops_the_run_without_rows(mini_dir, tiny_model, tmp_path, mon
 
     monkeypatch.setattr(fslib.stages, "load_model", load_model_with_nan_at_third_step)
     broken = config(mini_dir, tiny_model, tmp_path, "naive-co-train", epochs=1)
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 3 \(epoch 1\); languages in the batch: en"):
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at naive-co-training ner: step 3 \(epoch 1\); languages in the batch: en"):
         run_experiment(broken)
     assert not (run_dir(broken) / "results.csv").exists()
     assert load_results(tmp_path).empty
