@@ -24,7 +24,6 @@ this executor, never submitit for `local`), so neither silently becomes the othe
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from fslib.worker import execute
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
                 "account", "qos", "constraint", "setup", "additional_parameters", "log_dir")
 POLL_SECONDS = 5
+GONE_GRACE_SECONDS = 30
 
 
 def check_cluster(cluster: dict, where: str = "cluster") -> None:
@@ -87,41 +87,59 @@ class SlurmExecutor:
         tqdm.write(f"{description}: submitted Slurm job array {submitted[0].job_id.split('_')[0]} "
                    f"({len(jobs)} jobs; logs in {self.log_dir})")
         outcomes: dict[int, Outcome] = {}
+        gone_since: dict[int, float] = {}
         with tqdm(total=len(jobs), desc=description, unit="job") as bar:
             while len(outcomes) < len(jobs):
+                queued = queued_jobs({handle.job_id.split("_")[0] for handle in submitted})
                 for i, (job, handle) in enumerate(zip(jobs, submitted)):
-                    if i in outcomes or not handle.done():
+                    if i in outcomes:
                         continue
-                    try:
-                        handle.result()
-                        outcomes[i] = Outcome(job, True)
-                    except Exception as error:  # failed, cancelled, timed out, node lost
-                        outcomes[i] = Outcome(job, False, f"Slurm job {handle.job_id} ({handle.state}): "
-                                                          f"{str(error).strip()[-1500:]}; log: {handle.paths.stderr}",
-                                              handle.paths.stderr)
-                        bar.write(f"failed: {job.name}: Slurm job {handle.job_id} {handle.state}; "
-                                  f"log: {handle.paths.stderr}")
-                    clear_running(job)
-                    bar.update()
+                    if handle.done():
+                        outcomes[i] = self._outcome(job, handle)
+                    elif queued is not None and handle.job_id not in queued:
+                        # out of the queue but sacct has no final state (an array task cancelled before it
+                        # started never reaches the accounting): after a grace period, it failed
+                        gone_since.setdefault(i, time.monotonic())
+                        if time.monotonic() - gone_since[i] > GONE_GRACE_SECONDS:
+                            outcomes[i] = Outcome(job, False, f"Slurm job {handle.job_id} left the queue without a "
+                                                              f"result (cancelled or lost; last state "
+                                                              f"{handle.state}); log: {handle.paths.stderr}",
+                                                  handle.paths.stderr)
+                    if i in outcomes:
+                        clear_running(job)
+                        bar.update()
+                        if not outcomes[i].ok:
+                            bar.write(f"failed: {job.name}: {outcomes[i].error}")
                 if len(outcomes) < len(jobs):
                     time.sleep(POLL_SECONDS)
         return [outcomes[i] for i in range(len(jobs))]
 
+    @staticmethod
+    def _outcome(job: Job, handle) -> Outcome:
+        try:
+            handle.result()
+            return Outcome(job, True)
+        except Exception as error:  # failed, cancelled, timed out, node lost
+            return Outcome(job, False, f"Slurm job {handle.job_id} ({handle.state}): {str(error).strip()[-1500:]}; "
+                                       f"log: {handle.paths.stderr}", handle.paths.stderr)
 
-def job_alive(job_id: str) -> bool:
-    """Whether Slurm still has the job (pending or running)."""
+
+def queued_jobs(job_ids) -> set[str] | None:
+    """The ids (array tasks one by one, "12_3") that Slurm still has, pending or running, among `job_ids`;
+    None when squeue cannot be asked."""
     import subprocess
 
     try:
-        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(sorted(map(str, job_ids)))],
+                             capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and bool(out.stdout.strip())
-
-
-def running_record(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
         return None
+    if out.returncode != 0:  # squeue refuses ids it has forgotten entirely: nothing of them is queued
+        return set() if "Invalid job id" in out.stderr else None
+    return set(out.stdout.split())
+
+
+def job_alive(job_id: str) -> bool:
+    """Whether Slurm still has the job (pending or running)."""
+    queued = queued_jobs([job_id])
+    return bool(queued) and str(job_id) in queued

@@ -28,14 +28,16 @@ def test_grid_on_slurm_and_a_cancelled_job_is_run_again(slurm_cluster, mini_dir,
     }))
     batch = subprocess.Popen([sys.executable, "-m", "fslib.cli", "batch", str(params), "--executor", "slurm"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # cancel the first run job that Slurm accepts (the source models go first, as their own array)
+    # kill the first run job that Slurm is running (the source models went first, as their own array)
     runs, cancelled, deadline = output_dir / "runs", None, time.time() + 600
     while cancelled is None and time.time() < deadline and batch.poll() is None:
         for marker in sorted(runs.rglob("worker.running.json")) if runs.exists() else []:
-            record = json.loads(marker.read_text())
-            subprocess.run(["scancel", record["job_id"]], check=True)
-            cancelled = marker.parent
-            break
+            job_id = json.loads(marker.read_text())["job_id"]
+            state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+            if state.stdout.strip() == "RUNNING":
+                subprocess.run(["scancel", job_id], check=True)
+                cancelled = marker.parent
+                break
         time.sleep(1)
     output, _ = batch.communicate(timeout=900)
     assert cancelled is not None, output
