@@ -157,7 +157,12 @@ def plot_script_study(table: pd.DataFrame, title: str | None = None) -> Figure:
     if len(finite):
         ax.set_ylim(max(0.0, finite.min() - 10), min(100.0, finite.max() + 5))
     ax.set_ylabel("test score")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _finish(figure, ax, title, legend_outside=True)
+
+
+def _finish(figure: Figure, ax, title: str | None, legend_outside: bool) -> Figure:
+    """The legend (beside the axes, or inside), the title, a tight layout."""
+    ax.legend(fontsize="small", **({"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)} if legend_outside else {}))
     if title:
         ax.set_title(title)
     figure.tight_layout()
@@ -179,11 +184,7 @@ def plot_dev_curves(curves: pd.DataFrame, title: str | None = None) -> Figure:
                 label=f"{lang} (best at epoch 1)" if first_best else lang)
     ax.set_xlabel("epoch")
     ax.set_ylabel("dev score")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if title:
-        ax.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, ax, title, legend_outside=True)
 
 
 def plot_selection_curves(curves: pd.DataFrame, title: str | None = None) -> Figure:
@@ -196,8 +197,4 @@ def plot_selection_curves(curves: pd.DataFrame, title: str | None = None) -> Fig
         ax.plot(curve["epoch"], curve["value"], linestyle=style, color=colour, marker="o", markersize=3, label=rule)
     ax.set_xlabel("number of epochs n")
     ax.set_ylabel("test score of the selected epoch")
-    ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, ax, title, legend_outside=False)
