@@ -72,11 +72,9 @@ def test_second_batch_reuses_everything(report_batch, capsys):
     root, params, _ = report_batch
     index = root / "outputs" / "reports" / "index.html"
     before = index.stat().st_mtime_ns
-    started = time.perf_counter()
     assert run_batch([params]) == 0
     assert "all 11 runs already done" in capsys.readouterr().out
     assert index.stat().st_mtime_ns == before  # results unchanged: reports not rebuilt
-    assert time.perf_counter() - started < 30
 
 
 def test_dry_run_lists_runs_done_and_reused(report_batch, capsys):
