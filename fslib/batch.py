@@ -61,8 +61,8 @@ def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[Plan
     if prepare and any(batch.prepare == "offline" for batch in batches):
         from fslib.cli import prepare_offline
 
-        for output_dir in {Path(run.output_dir) for batch in batches if batch.prepare for run in batch.runs}:
-            prepare_offline(output_dir)
+        for data_dir, model in {(run.data_dir, run.model) for batch in batches if batch.prepare for run in batch.runs}:
+            prepare_offline(Path(data_dir), Path(model))
     runs, seen = [], set()
     for batch in batches:
         for config in batch.runs:

@@ -10,17 +10,15 @@ from pathlib import Path
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
 
-def prepare_offline(output_dir: Path = Path("outputs")) -> tuple[Path, Path]:
-    """The offline benchmark and the tiny model under `output_dir`, made on first use."""
+def prepare_offline(data_dir: Path, model_dir: Path) -> None:
+    """The offline benchmark at `data_dir` and the tiny model at `model_dir`, made where missing."""
     from fslib.mini import MANIFEST, generate
     from fslib.models import build_tiny_model, mini_corpus
 
-    data_dir, model_dir = output_dir / "data" / "mini", output_dir / "models" / "tiny-xlmr"
     if not (data_dir / MANIFEST).exists():
         generate(data_dir, seed=0)
     if not (model_dir / "config.json").exists():
         build_tiny_model(model_dir, mini_corpus(data_dir))
-    return data_dir, model_dir
 
 
 def batch(args: argparse.Namespace) -> int:

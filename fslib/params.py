@@ -1,6 +1,7 @@
 """Parameter files: one YAML schema for every experiment grid (params/paper/*.yaml, params/mini/*.yaml).
 
-    prepare: offline          # optional: generate the offline benchmark and the tiny model if missing
+    prepare: offline          # optional: generate the offline benchmark (at data_dir) and the tiny model (at
+                              # model) where missing
     defaults:                 # RunConfig fields for every run of the file (model, source, data_dir, epochs...)
       model: xlm-roberta-large
     grids:                    # each grid expands to task x method x K x seed (x target set) runs
@@ -136,6 +137,8 @@ def load_params(path: Path | str) -> BatchParams:
     if not isinstance(grids, list) or not grids:
         raise _fail(path, "grids", "expected a non-empty list of grids")
     runs = [run for number, grid in enumerate(grids) for run in _expand_grid(path, number, grid, defaults)]
+    if prepare == "offline" and any(run.source != "xtreme" or not run.data_dir for run in runs):
+        raise _fail(path, "prepare", "offline needs source: xtreme and a data_dir (where the benchmark is written)")
     ids = [run.run_id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
