@@ -14,13 +14,14 @@ from pathlib import Path
 
 from fslib.config import RunConfig, run_dir
 from fslib.data.errors import DataError
-from fslib.executors import Job, LocalExecutor, still_running
+from fslib.executors import Job, LocalExecutor, running_marker, still_running
+from fslib.methods import METHODS
 from fslib.params import load_params
 from fslib.results import CONFIG_FILE, RESULTS_FILE
 from fslib.stages import SOURCE_RECORD, source_model_folder
 from fslib.worker import FAILED_FILE, record_failure
 
-SOURCE_METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT")  # the methods that start from a source model
+RUN_LOG = "worker.log"  # in the run folder
 
 
 @dataclass
@@ -35,11 +36,14 @@ class PlannedRun:
 
 def run_status(config: RunConfig) -> str:
     folder = run_dir(config)
-    if still_running(folder / "worker.running.json"):
+    if still_running(running_marker(folder / RUN_LOG)):
         return "running"
     if (folder / RESULTS_FILE).exists() and (folder / CONFIG_FILE).exists():
-        stored = RunConfig.load(folder / CONFIG_FILE)
-        return "done" if stored.config_hash == config.config_hash else "changed"
+        try:
+            stored = RunConfig.load(folder / CONFIG_FILE).config_hash
+        except (TypeError, ValueError):  # written by another version of the kit
+            stored = None
+        return "done" if stored == config.config_hash else "changed"
     failure = folder / FAILED_FILE
     if failure.exists() and json.loads(failure.read_text()).get("config_hash") == config.config_hash:
         return "failed"
@@ -73,23 +77,32 @@ def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[Plan
     return runs, batches
 
 
+def _source_folder(config: RunConfig) -> Path | None:
+    """The source model folder a run needs; None when its data cannot be found (the run will fail and say so)."""
+    try:
+        return source_model_folder(config)
+    except DataError:
+        return None
+
+
+def _uses_source_model(config: RunConfig) -> bool:
+    return METHODS[config.method].uses_source_model
+
+
 def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
     """One source-training job per missing source model that a runnable run needs; and the models reused."""
     jobs, reused, seen = [], [], set()
     for run in runs:
-        if run.status == "done" or run.config.method not in SOURCE_METHODS:
+        if run.status == "done" or not _uses_source_model(run.config):
             continue
-        try:
-            folder = source_model_folder(run.config)
-        except DataError:  # data not there yet (status before a first batch): it will be trained
-            folder = Path(run.config.output_dir) / "source_models" / f"{run.config.task}-seed{run.config.seed}-?"
-        if folder in seen:
+        folder = _source_folder(run.config)
+        if folder is None or folder in seen:
             continue
         seen.add(folder)
         if (folder / SOURCE_RECORD).exists():
             reused.append(folder)
         else:
-            jobs.append(Job("source", run.config.to_dict(), folder.with_name(folder.name + ".log"),
+            jobs.append(Job("source", run.config.to_dict(), folder, folder.with_name(folder.name + ".log"),
                             f"source model {folder.name}"))
     return jobs, reused
 
@@ -133,26 +146,28 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
     runner = make_executor(executor, jobs, cluster, Path(runs[0].config.output_dir) if runs else Path("outputs"))
 
-    failed_sources = {outcome.job.log.with_suffix("") for outcome in runner.run(sources, "source models")
+    failed_sources = {outcome.job.folder: outcome.log for outcome in runner.run(sources, "source models")
                       if not outcome.ok}
     todo = [run for run in runs if run.status not in ("done", "running")]  # running: in another batch
     run_jobs, failures = [], 0
     for run in todo:
-        if run.config.method in SOURCE_METHODS and source_model_folder(run.config) in failed_sources:
-            record_failure(run.folder, run.config, "its source model failed to train; log: "
-                           f"{source_model_folder(run.config)}.log", None)
-            failures += 1
-            continue
-        run_jobs.append(Job("run", run.config.to_dict(), run.folder / "worker.log", run.config.run_id))
+        if _uses_source_model(run.config):
+            folder = _source_folder(run.config)
+            if folder is None or folder in failed_sources:
+                why = (f"its source model failed to train; log: {failed_sources[folder]}" if folder
+                       else "the source language's data cannot be found (see fslib.data.load_split)")
+                record_failure(run.folder, run.config, why, None)
+                failures += 1
+                continue
+        run_jobs.append(Job("run", run.config.to_dict(), run.folder, run.folder / RUN_LOG, run.config.run_id))
     for outcome in runner.run(run_jobs, "runs"):
         if not outcome.ok:
             failures += 1
-            config = RunConfig(**outcome.job.config)
-            failure = run_dir(config) / FAILED_FILE
+            failure = outcome.job.folder / FAILED_FILE
             inside = json.loads(failure.read_text()) if failure.exists() else {}  # what the notebook said, if anything
             error = outcome.error + (f"; in the notebook: {inside['error']}" if inside.get("error") else "")
             notebook = Path(inside["notebook"]) if inside.get("notebook") else None
-            record_failure(run_dir(config), config, error, notebook, log=outcome.log)
+            record_failure(outcome.job.folder, RunConfig(**outcome.job.config), error, notebook, log=outcome.log)
     if reports:
         from fslib.reports import build_reports
 

@@ -17,7 +17,7 @@ def prepare_offline(data_dir: Path, model_dir: Path) -> None:
 
     if not (data_dir / MANIFEST).exists():
         generate(data_dir, seed=0)
-    if not (model_dir / "config.json").exists():
+    if not (model_dir / "model.safetensors").exists():  # written last by save_pretrained
         build_tiny_model(model_dir, mini_corpus(data_dir))
 
 

@@ -1,8 +1,10 @@
 """A run's configuration: one dataclass, saved as JSON beside the run's result rows.
 
 A run is one task, method, K and seed over a set of languages. Hyper-parameters left at None take the task's
-defaults from the paper (SPEC.md §3), filled in by `resolved()`; the config hash covers everything that can
-change a result, so a batch can tell a finished run from one to redo.
+defaults from the paper (SPEC.md §3), filled in by `resolved()`. The config hash covers every field that says
+what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
+not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
+(source models notice such changes by themselves, see fslib.stages.source_model_folder).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RunConfig:
     # evaluation and diagnostics
     target_dev_curves: bool = True  # co-training: evaluate target dev sets every epoch (split=dev rows)
     test_curves: bool = False  # with the dev curves, test scores every epoch (split=test-curve; Figure 5)
+    curve_langs: list[str] | None = None  # targets whose curves are recorded beyond what selection needs; None: all
     gradient_similarity: bool = False  # co-training: per-language gradient cosines of the final model
     similarity_source_batches: int = 100  # English gradient averaged over this many batches
     max_train_examples: int | None = None  # cap on the source train set (CPU demos); None: all
@@ -79,6 +82,8 @@ class RunConfig:
         languages = list(self.languages or task.languages)
         if SOURCE_LANG not in languages:
             languages.insert(0, SOURCE_LANG)
+        if self.target_langs is not None and not self.target_langs:
+            raise ValueError("target_langs must name at least one target language (or be None for all)")
         unknown = [lang for lang in self.target_langs or [] if lang not in languages or lang == SOURCE_LANG]
         if unknown:
             raise ValueError(f"target_langs {unknown} must be evaluated languages other than {SOURCE_LANG!r}; "

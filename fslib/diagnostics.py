@@ -59,8 +59,8 @@ def gradient_similarity(model: torch.nn.Module, batches: Mapping[str, Iterable[d
         vectors[lang] = count_sketch(mean, sketch_dim, seed=0) if sketch else mean.to("cpu", copy=True)
     model.zero_grad(set_to_none=True)
     langs = list(vectors)
-    matrix = torch.nn.functional.normalize(torch.stack([vectors[lang].to(device) for lang in langs]), dim=1)
-    cosines = (matrix @ matrix.T).cpu()
+    matrix = torch.nn.functional.normalize(torch.stack([vectors[lang].cpu() for lang in langs]), dim=1)
+    cosines = matrix @ matrix.T  # on the host: the exact vectors already live there
     return pd.DataFrame([(a, b, float(cosines[i, j])) for i, a in enumerate(langs) for j, b in enumerate(langs)],
                         columns=["lang_a", "lang_b", "cosine"])
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 class Job:
     kind: str  # "source" | "run"
     config: dict  # RunConfig fields
+    folder: Path  # what the job makes: a run folder, or a source model folder
     log: Path  # where the job's output goes
     name: str
 
@@ -42,18 +43,18 @@ class Outcome:
     log: Path | None = None  # the job's log, where to look first
 
 
-def running_marker(job: Job) -> Path:
-    """Where a job in flight says so (beside its log): read by `fslib status`."""
-    return job.log.with_name(job.log.stem + ".running.json")
+def running_marker(log: Path) -> Path:
+    """Where a job in flight says so, beside its log: read by `fslib status`."""
+    return log.with_name(log.stem + ".running.json")
 
 
 def mark_running(job: Job, record: dict) -> None:
-    running_marker(job).parent.mkdir(parents=True, exist_ok=True)
-    running_marker(job).write_text(json.dumps(record))
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    running_marker(job.log).write_text(json.dumps(record))
 
 
 def clear_running(job: Job) -> None:
-    running_marker(job).unlink(missing_ok=True)
+    running_marker(job.log).unlink(missing_ok=True)
 
 
 def still_running(marker: Path) -> bool:

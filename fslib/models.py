@@ -89,11 +89,12 @@ def load_model(name_or_path: str | Path, task: str | Task) -> PreTrainedModel:
                     "classification": (AutoModelForSequenceClassification, labels)}[spec.kind]
     # Loading a pre-trained encoder under a new head always reports the same thing (new head, unused LM head),
     # once per ord-FS language: keep the logs for real problems.
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         return auto.from_pretrained(name_or_path, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()

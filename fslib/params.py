@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from fslib.config import METHODS, RunConfig, field_names
+from fslib.data.xtreme import available_languages
 from fslib.languages import LANGUAGES, SOURCE_LANG
 from fslib.tasks import TASKS
 
@@ -72,7 +73,9 @@ def _languages(path: Path, where: str, task: str, value, data_dir: str | None) -
         return list(TASKS[task].languages)
     if not isinstance(value, list) or not value:
         raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
-    known = set(TASKS[task].languages) | (set(LANGUAGES) if data_dir else set())
+    known = set(TASKS[task].languages)
+    if data_dir:  # the kit's metadata, and whatever languages the folder has test files for
+        known |= set(LANGUAGES) | set(available_languages(data_dir, task, "dev" if task == "tydiqa" else "test"))
     unknown = [lang for lang in value if lang not in known]
     if unknown:
         raise _fail(path, where, f"unknown language(s) {', '.join(map(str, unknown))} for {task}; valid: "

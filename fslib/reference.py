@@ -33,6 +33,8 @@ from importlib import resources
 
 import pandas as pd
 
+from fslib.results import COLUMNS
+
 PER_LANGUAGE_FILE = "paper_per_language.csv"
 TABLE1_FILE = "paper_table1.csv"
 SCRIPT_STUDY_FILE = "paper_script_study.csv"
@@ -53,8 +55,6 @@ TABLE1_MISMATCHES = {
     ("xnli", 10, "naive-co-train"): -0.10,
     ("ner", 10, "gradient-co-train"): -0.05,
 }
-RESULT_COLUMNS = ["task", "method", "k", "seed", "lang", "split", "metric", "value", "epoch", "step", "run_id",
-                  "config_hash"]
 FIGURE_COLUMNS = ["task", "metric", "method", "k", "lang", "value"]
 
 
@@ -93,7 +93,7 @@ def as_result_rows(frame: pd.DataFrame, *, seed: int = 0, run_id: str = "paper")
     rows["step"] = pd.array([pd.NA] * len(rows), dtype="Int64")
     rows["run_id"] = run_id
     rows["config_hash"] = ""
-    return rows[RESULT_COLUMNS].reset_index(drop=True)
+    return rows[COLUMNS].reset_index(drop=True)
 
 
 def reference_results() -> pd.DataFrame:

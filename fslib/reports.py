@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from fslib.files import write_atomic
 from fslib.results import RESULTS_FILE, load_results
+from fslib.similarity import SIMILARITY_FILE
 from fslib.worker import NOTEBOOKS, IPCKernelManager
 
 DESCRIPTIONS = {
@@ -37,7 +38,7 @@ def analyses(results: pd.DataFrame, runs_dir: Path) -> list[tuple[str, str, dict
     if test.empty:
         return []
     jobs = [("main_results", "main_results", {})]
-    similarity_tasks = {path.parts[-5] for path in runs_dir.rglob("gradient_similarity.csv")}
+    similarity_tasks = {path.relative_to(runs_dir).parts[0] for path in runs_dir.rglob(SIMILARITY_FILE)}
     for task in sorted(test["task"].unique()):
         rows = test[test["task"] == task]
         methods = set(rows["method"])
@@ -76,8 +77,11 @@ def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, reports
     except Exception as failure:  # the executed notebook keeps the error; the index says so
         error = f"{type(failure).__name__}: {str(failure)[-500:]}"
     if executed.exists():
-        body, _ = HTMLExporter().from_filename(str(executed))
-        (reports_dir / f"{name}.html").write_text(body)
+        try:
+            body, _ = HTMLExporter().from_filename(str(executed))
+            (reports_dir / f"{name}.html").write_text(body)
+        except Exception as failure:
+            error = error or f"HTML export: {type(failure).__name__}: {failure}"
     return name, error
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from fslib.config import RunConfig, run_dir
 from fslib.files import write_atomic
 from fslib.methods import METHODS
-from fslib.results import CONFIG_FILE, RESULTS_FILE, rows_frame, write_results
+from fslib.results import CONFIG_FILE, rows_frame, write_results
 from fslib.stages import Run
 
 
@@ -21,7 +21,8 @@ def run_experiment(config: RunConfig) -> pd.DataFrame:
                        config_hash=c.config_hash)
     folder = run_dir(c)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / RESULTS_FILE).unlink(missing_ok=True)  # a rerun replaces the old rows only once it succeeds
+    for old in folder.glob("*.csv"):  # a rerun replaces the old rows and tables, which a new config may not make
+        old.unlink()
     write_atomic(folder / CONFIG_FILE, lambda temporary: c.save(temporary))
     for name, table in run.tables.items():
         write_atomic(folder / f"{name}.csv", lambda temporary, table=table: table.to_csv(temporary, index=False))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fslib.languages import TASK_LANGUAGES, family_order
+from fslib.results import CONFIG_FILE
 
 SIMILARITY_FILE = "gradient_similarity.csv"
 COLUMNS = ["task", "method", "k", "seed", "run_id", "lang_a", "lang_b", "cosine"]
@@ -26,11 +27,11 @@ def load_gradient_similarity(path: Path | str) -> pd.DataFrame:
     files = [path] if path.is_file() else sorted(path.rglob(SIMILARITY_FILE))
     frames = []
     for file in files:
-        config = json.loads((file.parent / "config.json").read_text())
+        config = json.loads((file.parent / CONFIG_FILE).read_text())
         frame = pd.read_csv(file, dtype={"lang_a": str, "lang_b": str})
         frame["task"], frame["k"], frame["seed"] = config["task"], config["k"], config["seed"]
         frame["method"] = config.get("method_label") or config["method"]
-        frame["run_id"] = file.parent.name
+        frame["run_id"] = str(file.parent.relative_to(path)) if path.is_dir() else str(file.parent)  # the run
         frames.append(frame[COLUMNS])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 

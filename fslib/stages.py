@@ -138,13 +138,18 @@ class Run:
         self.measure(model, langs, "test", epoch=outcome.selected_epoch if outcome else None,
                      step=outcome.steps if outcome else None)
 
+    def curve_langs(self, langs: list[str]) -> list[str]:
+        """The languages of `langs` whose curves are wanted (`curve_langs`; the source always)."""
+        wanted = self.config.curve_langs
+        return [lang for lang in langs if wanted is None or lang == SOURCE_LANG or lang in wanted]
+
     def curves(self, dev_langs: list[str], selection_lang: str | None):
-        """An epoch-end callback: dev scores of `dev_langs` (and test scores with `test_curves`) as rows; returns
-        the selection score on `selection_lang`'s dev set."""
+        """An epoch-end callback: dev scores of `dev_langs` (and, with `test_curves`, test scores of those of
+        them in `curve_langs`) as rows; returns the selection score on `selection_lang`'s dev set."""
         def on_epoch_end(model: torch.nn.Module, epoch: int) -> float | None:
             scores = self.measure(model, dev_langs, "dev", epoch=epoch)
             if self.config.test_curves:
-                self.measure(model, dev_langs, "test", row_split="test-curve", epoch=epoch)
+                self.measure(model, self.curve_langs(dev_langs), "test", row_split="test-curve", epoch=epoch)
             return scores[selection_lang][self.task.metric] if selection_lang else None
         return on_epoch_end
 
@@ -218,7 +223,7 @@ class Run:
         model = load_model(c.model, self.task)
         data = concatenate_datasets([self.features(SOURCE_LANG, "train")] +
                                     [self.features(lang, "shots") for lang in self.targets])
-        dev_langs = [SOURCE_LANG] + (self.targets if c.target_dev_curves else [])
+        dev_langs = [SOURCE_LANG] + (self.curve_langs(self.targets) if c.target_dev_curves else [])
         outcome = train(model, data, self.settings(adapting=False), collator=self.collator, seed=c.seed,
                         device=self.device, on_epoch_end=self.curves(dev_langs, SOURCE_LANG), select="best",
                         surgery=self.surgery(model) if surgery else None, surgery_granularity=c.surgery_granularity,
@@ -229,12 +234,11 @@ class Run:
         return model, outcome
 
     def oracle_batches(self):
-        """`oracle(lang)` -> a collated batch: a target's K shots (a random batch of them when more than one
-        training batch), or a random source batch of as many examples as a target has shots."""
+        """`oracle(lang)` -> a collated batch: a target's shots (a random batch of them when they are more than a
+        training batch), or, for the source, a random batch of min(K, train batch size) source examples (the
+        authors' code)."""
         c = self.config
         generator = torch.Generator().manual_seed(stable_seed("oracle-batches", c.seed) % 2**63)
-        micro_batch = c.train_batch_size // c.grad_accum
-        shots_per_language = len(self.features(self.targets[0], "shots")) if self.targets else c.k
         fixed: dict[str, dict] = {}
 
         def random_batch(features: Dataset, size: int) -> dict:
@@ -243,10 +247,10 @@ class Run:
 
         def oracle(lang: str) -> dict:
             if lang == SOURCE_LANG:
-                return random_batch(self.features(SOURCE_LANG, "train"), min(shots_per_language, micro_batch))
+                return random_batch(self.features(SOURCE_LANG, "train"), min(c.k, c.train_batch_size))
             shots = self.features(lang, "shots")
-            if len(shots) > micro_batch:
-                return random_batch(shots, micro_batch)
+            if len(shots) > c.train_batch_size:
+                return random_batch(shots, c.train_batch_size)
             if lang not in fixed:
                 fixed[lang] = self.collator(shots.to_list())
             return dict(fixed[lang])

@@ -16,7 +16,7 @@ class ReferenceSurgery:
                  oracle_loss: Callable[[torch.nn.Module, str], torch.Tensor]):
         self.model, self.languages, self.alpha, self.oracle_loss = model, list(oracle_languages), alpha, oracle_loss
         self.rng = random.Random(seed)
-        self.surgeries = self.projections = 0
+        self.surgeries = self.projections = 0  # counts, for the tests and the benchmark
 
     @staticmethod
     def flat(model: torch.nn.Module) -> torch.Tensor:
@@ -42,9 +42,3 @@ class ReferenceSurgery:
             if p.requires_grad:
                 p.grad.copy_(g_train[offset:offset + p.numel()].view_as(p))
                 offset += p.numel()
-
-    def stats(self) -> dict[str, float]:
-        return {"surgery_rate": float(self.surgeries)}
-
-    def reset_stats(self) -> None:
-        self.surgeries = self.projections = 0

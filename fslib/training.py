@@ -45,7 +45,6 @@ class StageSettings:
 @dataclass
 class TrainOutcome:
     selected_epoch: int  # the epoch whose weights the model holds at the end
-    scores: list[float | None] = field(default_factory=list)  # selection score after each epoch
     surgery_log: list[dict] = field(default_factory=list)  # surgery statistics, one entry per epoch
     steps: int = 0
 
@@ -57,11 +56,11 @@ def autocast(device: torch.device, bf16: bool):
     return nullcontext()
 
 
-def batches(features: Dataset, micro_batch: int, collator, generator: torch.Generator, shuffle: bool = True):
+def batches(features: Dataset, micro_batch: int, collator, generator: torch.Generator):
     """Length-grouped, dynamically padded micro-batches (HF's LengthGroupedSampler: random mega-batches sorted
     by length, so padding stays small while the order stays random)."""
     lengths = [len(ids) for ids in features["input_ids"]]
-    sampler = LengthGroupedSampler(micro_batch, lengths=lengths, generator=generator) if shuffle else None
+    sampler = LengthGroupedSampler(micro_batch, lengths=lengths, generator=generator)
     return DataLoader(features, batch_size=micro_batch, sampler=sampler, collate_fn=collator)
 
 
@@ -147,7 +146,6 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             outcome.surgery_log.append({"epoch": epoch, "step": outcome.steps, **surgeon.stats()})
             surgeon.reset_stats()
         score = on_epoch_end(model, epoch) if on_epoch_end else None
-        outcome.scores.append(score)
         model.train()
         if select == "best" and score is not None and score > best_score:
             best_score, outcome.selected_epoch = score, epoch

@@ -2,7 +2,8 @@
 run executed as a papermill run of its task notebook into its run folder.
 
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
-leaves result rows, because the rows are written last, atomically, by the notebook's final step.
+leaves result rows: the notebook writes them atomically once training and evaluation are done, and a failure of
+any cell removes them again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from traitlets import default
 
 from fslib.config import RunConfig, run_dir
 from fslib.files import write_atomic
+from fslib.results import RESULTS_FILE
 
 NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
 FAILED_FILE = "FAILED.json"
@@ -68,6 +70,8 @@ def execute_run(config: RunConfig, kernel_name: str = "python3") -> Path:
                                    parameters=notebook_parameters(config), kernel_name=kernel_name, cwd=NOTEBOOKS,
                                    progress_bar=False, kernel_manager_class=IPCKernelManager)
     except BaseException as error:
+        # rows the notebook wrote before a later cell failed belong to a failed run: remove them
+        (folder / RESULTS_FILE).unlink(missing_ok=True)
         record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started)
         raise
     return folder

@@ -133,7 +133,8 @@ def _language_of(dataset: Dataset) -> str:
 
 def shot_indices(dataset: Dataset, task: str, k: int, seed: int) -> list[int]:
     """Row indices of the K shots (XNLI: K per class). The draw depends only on (task, language, seed), and a
-    smaller K takes a prefix of a larger K's draw, so the shots are nested across K and equal for every method."""
+    smaller K takes a prefix of a larger K's draw (per class for XNLI), so the shots are nested across K and
+    equal for every method."""
     if k < 1:
         raise ValueError(f"k must be a positive number of shots, got {k}")
     lang = _language_of(dataset)

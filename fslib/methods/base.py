@@ -10,6 +10,7 @@ class Method:
     rows (and any curves) on `run`."""
 
     name: str
+    uses_source_model = False  # starts from the source-trained model (which a batch trains first)
 
     def run(self, run: Run) -> None:
         raise NotImplementedError

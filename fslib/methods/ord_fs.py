@@ -10,11 +10,13 @@ class OrdFS(Method):
     score, as in the paper's tables."""
 
     name = "ord-FS"
+    uses_source_model = True
     select_on_dev = False
 
     def run(self, run: Run) -> None:
         source, outcome = run.source_model()
         run.test_rows(source, [SOURCE_LANG], outcome)
+        del source  # each target starts from a fresh copy: do not keep this one on the device
         for lang in tqdm(run.targets, desc=f"{self.name}: one model per target", disable=not run.config.progress):
             model, outcome = run.adapt([lang], select_on_dev=self.select_on_dev)
             run.test_rows(model, [lang], outcome)

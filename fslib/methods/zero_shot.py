@@ -7,6 +7,7 @@ class ZeroShot(Method):
     evaluated on every language."""
 
     name = "zero-shot"
+    uses_source_model = True
 
     def run(self, run: Run) -> None:
         model, outcome = run.source_model()
