@@ -22,7 +22,8 @@ The step is the kit's own `fslib.training.optimisation_step`, the body of `train
 same autocast, the isfinite check, backward, surgery, clipping, AdamW, the linear schedule, zeroing the flat
 buffer), so what is timed is what training runs.
 
-    .venv/bin/python bench/surgery_overhead.py [--device auto|cpu|cuda] [--steps 25] [--repeats 3] [--bf16]
+    .venv/bin/python bench/surgery_overhead.py [--device auto|cpu|cuda] [--shape small|base|large] [--bf16]
+                                               [--steps 20] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -68,10 +69,16 @@ from fslib.training import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("ar", "de", "es", "hi", "sw", "zh")  # six NER target languages (names only: the data are synthetic)
-MODEL_CONFIG = dict(  # XLM-R-shaped, small enough for a CPU; xlm-roberta-large: 1024 / 24 / 16 / 4096 / 250002
-    vocab_size=8000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-    max_position_embeddings=514, type_vocab_size=1, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-)
+COMMON_CONFIG = dict(max_position_embeddings=514, type_vocab_size=1, hidden_dropout_prob=0.1,
+                     attention_probs_dropout_prob=0.1)
+SHAPES = {  # hidden size, layers, heads, feed-forward size and vocabulary of each model shape
+    "small": dict(vocab_size=8000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                  intermediate_size=1024),  # small enough for a CPU
+    "base": dict(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072),  # xlm-roberta-base, 278 M parameters
+    "large": dict(vocab_size=250002, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                  intermediate_size=4096),  # xlm-roberta-large (the paper's model), 560 M parameters
+}
 SURGERY_SEED = 1234
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -240,6 +247,28 @@ def time_interleaved(template, settings, train_batches, oracles, languages, devi
     return runs
 
 
+def oracle_pass_ms(template, settings, train_batches, oracles, languages, device, warmup: int) -> float:
+    """Where gradient-co-train's extra time goes: the mean time of the oracle forward/backward alone (the
+    oracle languages in turn, each batch as the surgery gets it). The rest of gradient - naive is the surgery's
+    passes over the gradient buffer."""
+    torch.manual_seed(0)
+    trainer = Trainer(VARIANTS[0], template, settings, len(train_batches), oracles, languages, device)
+    times = []
+    for index in range(len(train_batches)):
+        inputs, _ = to_device(trainer.oracle(languages[index % len(languages)]), device)
+        sync(device)
+        start = time.perf_counter()
+        with autocast(device, settings.bf16):
+            loss = trainer.model(**inputs).loss
+        loss.backward()
+        sync(device)
+        if index >= warmup:
+            times.append(time.perf_counter() - start)
+        trainer.grads.zero_()
+    del trainer
+    return statistics.fmean(times) * 1e3
+
+
 def peak_memory(variant, template, settings, train_batches, oracles, languages, device, steps: int) -> int:
     """CUDA only: torch.cuda.max_memory_allocated over a few steps of one variant on its own (the timed
     repetitions hold every variant at once, so their peak says nothing per variant)."""
@@ -323,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=int, default=6, choices=range(1, len(TARGETS) + 1), metavar="N")
     parser.add_argument("--min-len", type=int, default=20)
     parser.add_argument("--max-len", type=int, default=60)
-    parser.add_argument("--vocab", type=int, default=MODEL_CONFIG["vocab_size"])
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="small",
+                        help="model shape: small (CPU), base or large (xlm-roberta-base/-large; for a GPU)")
+    parser.add_argument("--vocab", type=int, default=None, help="vocabulary size (default: the shape's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None,
@@ -334,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: no CUDA device here")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")
-    out = args.out or ROOT / "bench" / "results" / f"surgery_overhead-{device.type}.json"
+    model_config = {**SHAPES[args.shape], **COMMON_CONFIG}
+    args.vocab = args.vocab or model_config["vocab_size"]
+    suffix = "" if args.shape == "small" else f"-{args.shape}"
+    out = args.out or ROOT / "bench" / "results" / f"surgery_overhead-{device.type}{suffix}.json"
     if args.bf16 and device.type != "cuda":
         print("note: --bf16 is ignored on CPU (training autocasts on CUDA only)", file=sys.stderr)
     if args.threads:
@@ -344,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer = synthetic_tokenizer(args.vocab)
     collator = Collator("ner", tokenizer)
-    config = XLMRobertaConfig(**{**MODEL_CONFIG, "vocab_size": args.vocab}, pad_token_id=tokenizer.pad_token_id,
+    config = XLMRobertaConfig(**{**model_config, "vocab_size": args.vocab}, pad_token_id=tokenizer.pad_token_id,
                               bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                               num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
                               label2id={label: i for i, label in enumerate(NER_LABELS)})
@@ -367,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(run)
         print(f"repeat {repeat + 1}/{args.repeats} done ({time.perf_counter() - began:.0f} s)", flush=True)
     results = {name: summarise(variant_runs) for name, variant_runs in runs.items()}
+    oracle_ms = oracle_pass_ms(template, settings, train_batches, oracles, languages, device, args.warmup)
+    extra_ms = results["gradient"]["mean_ms"] - results["naive"]["mean_ms"]
+    breakdown = {"gradient_minus_naive_ms": extra_ms, "oracle_forward_backward_ms": oracle_ms,
+                 "buffer_passes_and_rest_ms": extra_ms - oracle_ms,
+                 "note": "oracle forward/backward timed on its own, the oracle languages in turn; the rest is the "
+                         "surgery's passes over the gradient buffer (copy, zero, dots, norm, projection)"}
     if device.type == "cuda":
         for variant in VARIANTS:
             results[variant.name]["peak_memory_bytes"] = peak_memory(
@@ -408,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {**machine_info(device), "load_average_at_start": load_before},
         "config": {
-            "model": {"class": "XLMRobertaForTokenClassification", "init": "random (torch.manual_seed(seed))",
+            "model": {"class": "XLMRobertaForTokenClassification", "shape": args.shape,
+                      "init": "random (torch.manual_seed(seed))",
                       **config.to_diff_dict(), "attn_implementation": template.config._attn_implementation,
                       "trainable_parameters": n_parameters},
             "task": "NER-like token classification", "labels": list(NER_LABELS),
@@ -433,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             **ratios},
         "expected_gradient_a0.1/naive": expected_a01,
         "targets_met": targets,
+        "gradient_overhead_breakdown": breakdown,
         "memory": memory,
         "wall_s": time.perf_counter() - began,
     }
@@ -460,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  if statistic != "mean"))
     print(f"gradient_a0.1 ran {results['gradient_a0.1']['surgeries_per_repeat'][-1]} surgeries in {args.steps} steps;"
           f" at the expected rate 0.1: naive x {expected_a01:.3f}")
+    print(f"gradient - naive = {extra_ms:.1f} ms per step: oracle forward/backward {oracle_ms:.1f} ms, buffer "
+          f"passes and the rest {extra_ms - oracle_ms:.1f} ms")
     for name, met in targets.items():
         print(f"target {name}: {'met' if met else 'NOT met'}")
     print(f"surgery memory (from sizes): gradient +{gradient_bytes / 2**20:.1f} MiB persistent (one gradient-sized "

@@ -104,17 +104,22 @@ def tiny_xlmr():
     return XLMRobertaForTokenClassification(config)
 
 
-def batch(seed, size=4, length=12):
+def batch(seed, size=4, length=12, device="cpu"):
     generator = torch.Generator().manual_seed(seed)
-    return {"input_ids": torch.randint(4, 50, (size, length), generator=generator),
-            "labels": torch.randint(0, 3, (size, length), generator=generator)}
+    return {"input_ids": torch.randint(4, 50, (size, length), generator=generator).to(device),
+            "labels": torch.randint(0, 3, (size, length), generator=generator).to(device)}
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
-def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha):
-    efficient, reference = tiny_xlmr().double(), tiny_xlmr().double()  # float64: no rounding drift over steps
+def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha, device):
+    # float64: no rounding drift over steps
+    efficient, reference = tiny_xlmr().double().to(device), tiny_xlmr().double().to(device)
     reference.load_state_dict(efficient.state_dict())
-    oracles = {"de": batch(100), "fr": batch(101), "en": batch(102)}
+    oracles = {"de": batch(100, device=device), "fr": batch(101, device=device), "en": batch(102, device=device)}
 
     grads = FlatGradients(list(efficient.parameters()))
     surgeon = StochasticGradientSurgery(grads, list(oracles), alpha, seed=7,
@@ -127,8 +132,8 @@ def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha):
     for step in range(16):
         grads.zero_()
         reference.zero_grad(set_to_none=True)
-        efficient(**batch(step)).loss.backward()
-        reference(**batch(step)).loss.backward()
+        efficient(**batch(step, device=device)).loss.backward()
+        reference(**batch(step, device=device)).loss.backward()
         surgeon()
         plain()
         assert torch.allclose(grads.buffer, ReferenceSurgery.flat(reference), atol=1e-12, rtol=1e-9)
