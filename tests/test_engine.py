@@ -12,12 +12,12 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 import fslib.stages
 from fslib.config import RunConfig
+from fslib.features import IGNORE, Collator
 from fslib.languages import MINI_LANGS
+from fslib.models import load_model
 from fslib.results import load_results
 from fslib.runner import run_dir, run_experiment
 from fslib.stages import Run
-from fslib.features import IGNORE, Collator
-from fslib.models import load_model
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.training import (StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for,
                             to_device)
