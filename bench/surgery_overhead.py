@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")
     model_config = {**SHAPES[args.shape], **COMMON_CONFIG}
-    args.vocab = args.vocab or model_config["vocab_size"]
+    model_config["vocab_size"] = args.vocab = args.vocab or model_config["vocab_size"]
     suffix = "" if args.shape == "small" else f"-{args.shape}"
     out = args.out or ROOT / "bench" / "results" / f"surgery_overhead-{device.type}{suffix}.json"
     if args.bf16 and device.type != "cuda":
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer = synthetic_tokenizer(args.vocab)
     collator = Collator("ner", tokenizer)
-    config = XLMRobertaConfig(**{**model_config, "vocab_size": args.vocab}, pad_token_id=tokenizer.pad_token_id,
+    config = XLMRobertaConfig(**model_config, pad_token_id=tokenizer.pad_token_id,
                               bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                               num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
                               label2id={label: i for i, label in enumerate(NER_LABELS)})

@@ -19,6 +19,16 @@ import pytest  # noqa: E402
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if item.get_closest_marker("cuda"):
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def xtreme_fixtures() -> Path:
     return FIXTURES / "xtreme"

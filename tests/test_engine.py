@@ -32,10 +32,7 @@ def config(mini_dir, tiny_model, output_dir, method, task="ner", k=5, **override
                      **{**FAST, **overrides})
 
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_tiny_model_really_learns_ner(mini_dir, tiny_model, tmp_path, device):
     """Source-training on the mini English NER data for 3 epochs (~15 s on this 2-core machine when idle; the
     time is not asserted, timing belongs to bench/). Predicting all-O scores an entity F1 of 0; a model that only
@@ -161,7 +158,7 @@ def test_two_processes_share_one_source_training(mini_dir, tiny_model, tmp_path)
     assert not list((tmp_path / "source_models").glob("*.partial"))
 
 
-@CUDA
+@pytest.mark.cuda
 def test_bf16_autocast_step_on_cuda_keeps_fp32_weights_and_gradients(tiny_model):
     """On CUDA the forward runs in bf16 while the weights, the flat gradient buffer and AdamW stay fp32 (what
     the memory figures of bench/ assume), and a gradient-co-training step with surgery changes the weights."""

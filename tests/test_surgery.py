@@ -110,10 +110,7 @@ def batch(seed, size=4, length=12, device="cpu"):
             "labels": torch.randint(0, 3, (size, length), generator=generator).to(device)}
 
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
 def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha, device):
     # float64: no rounding drift over steps
