@@ -43,16 +43,26 @@ class RunConfig:
     train_batch_size: int = 32  # effective batch of source-training and co-training
     target_batch_size: int | None = None  # effective batch of target-adapting; None: K
     grad_accum: int = 1  # micro-batches per optimiser step
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = 0.0  # share of the optimiser steps spent warming up the learning rate
+    warmup_steps: int | None = None  # warm-up in optimiser steps; overrides warmup_ratio when set (authors: TyDiQA 500)
     weight_decay: float = 0.0  # never applied to biases and LayerNorm weights
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     max_length: int | None = None  # 128 (TyDiQA 384)
     doc_stride: int | None = None  # TyDiQA windows overlap
+    max_query_length: int | None = None  # TyDiQA: questions cut to this many tokens; None: never cut (authors: 64)
+    sampler: str = "length_grouped"  # "length_grouped" (random mega-batches sorted by length) or "random"
     # stochastic gradient surgery (gradient-co-train)
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
     surgery_granularity: str = "step"  # "step" (once per optimiser step) or "micro_batch" (the authors' code)
+    oracle_batch_size: int | None = None  # None: a target's oracle is its shots (a random train batch of them if
+    # more), English's min(K, train batch); n: the authors' rule, English min(K, n), a target all its K shots
+    # (XNLI, which has 3K: a random min(K, n) of them)
+    # model selection (source-training and co-training, on the source dev set)
+    selection: str = "best"  # "best" (highest source dev score) or "last" (authors' TyDiQA)
+    select_every_steps: int | None = None  # evaluate every N optimiser steps and at the end; None: every epoch
+    hold_out_source_dev: bool = True  # TyDiQA: a fixed tenth of the English train file is the source dev set
     # evaluation and diagnostics
     target_dev_curves: bool = True  # co-training: evaluate target dev sets every epoch (split=dev rows)
     test_curves: bool = False  # with the dev curves, test scores every epoch (split=test-curve; Figure 5)
@@ -76,6 +86,19 @@ class RunConfig:
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         if self.surgery_granularity not in ("step", "micro_batch"):
             raise ValueError(f"surgery_granularity must be 'step' or 'micro_batch', not {self.surgery_granularity!r}")
+        if self.sampler not in ("length_grouped", "random"):
+            raise ValueError(f"sampler must be 'length_grouped' or 'random', not {self.sampler!r}")
+        if self.selection not in ("best", "last"):
+            raise ValueError(f"selection must be 'best' or 'last', not {self.selection!r}")
+        for name in ("select_every_steps", "oracle_batch_size", "max_query_length"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, not {value!r}")
+        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
+            raise ValueError(f"warmup_steps must be a non-negative integer or None, not {self.warmup_steps!r}")
+        if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
+            raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
+                             "use selection: last with it (as the authors do)")
         if self.train_batch_size % self.grad_accum:
             raise ValueError(f"train_batch_size {self.train_batch_size} is not a multiple of grad_accum "
                              f"{self.grad_accum}")
