@@ -66,9 +66,20 @@ def tokenize_and_align_labels(batch: dict, indices: list[int], tokenizer: PreTra
     return out
 
 
+def truncate_questions(questions: list[str], tokenizer: PreTrainedTokenizerBase, max_query_length: int) -> list[str]:
+    """Each question cut after its first `max_query_length` sub-words (XTREME's run_squad does this to the
+    question's tokens; cutting the text at the last kept token's end gives the same tokens)."""
+    encoded = tokenizer(questions, add_special_tokens=False, truncation=True, max_length=max_query_length,
+                        return_offsets_mapping=True)
+    return [question[:offsets[-1][1]] if offsets else question
+            for question, offsets in zip(questions, encoded["offset_mapping"])]
+
+
 def prepare_qa_features(batch: dict, indices: list[int], tokenizer: PreTrainedTokenizerBase, max_length: int,
-                        doc_stride: int) -> dict:
+                        doc_stride: int, max_query_length: int | None = None) -> dict:
     questions = [question.lstrip() for question in batch["question"]]
+    if max_query_length:
+        questions = truncate_questions(questions, tokenizer, max_query_length)
     encoded = tokenizer(questions, batch["context"], truncation="only_second", max_length=max_length,
                         stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
     sample_of = encoded.pop("overflow_to_sample_mapping")
@@ -114,7 +125,8 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 
 def build_features(dataset: Dataset, task: str | Task, tokenizer: PreTrainedTokenizerBase,
-                   max_length: int | None = None, doc_stride: int | None = None) -> Dataset:
+                   max_length: int | None = None, doc_stride: int | None = None,
+                   max_query_length: int | None = None) -> Dataset:
     """Tokenise one split of one task (see the module docstring for the columns); cached by datasets."""
     spec = get_task(task) if isinstance(task, str) else task
     max_length = max_length or spec.max_length
@@ -123,7 +135,8 @@ def build_features(dataset: Dataset, task: str | Task, tokenizer: PreTrainedToke
         function, kwargs = tokenize_and_align_labels, {"label_to_id": label_to_id, "max_length": max_length}
     elif spec.kind == "qa":
         function, kwargs = prepare_qa_features, {"max_length": max_length,
-                                                  "doc_stride": doc_stride or spec.doc_stride}
+                                                  "doc_stride": doc_stride or spec.doc_stride,
+                                                  "max_query_length": max_query_length}
     else:
         function, kwargs = tokenize_pairs, {"label_to_id": label_to_id, "max_length": max_length}
     key = "/".join(map(str, [dataset._fingerprint, spec.name, tokenizer_fingerprint(tokenizer),

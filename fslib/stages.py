@@ -34,13 +34,16 @@ SOURCE_RECORD = "source_training.json"  # written last: its presence marks a fin
 
 
 def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
-    """Target-adapting: batch K, no accumulation, `target_epochs`; otherwise the source/co-training settings."""
+    """Target-adapting: batch K, no accumulation, `target_epochs`, selection per epoch, warm-up by ratio only
+    (a K-shot stage has fewer steps than a fixed warm-up); otherwise the source/co-training settings."""
     c = config.resolved()
     return StageSettings(
         epochs=c.target_epochs if adapting else c.epochs,
         batch_size=c.target_batch_size if adapting else c.train_batch_size,
         grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate, warmup_ratio=c.warmup_ratio,
-        weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, bf16=c.bf16)
+        warmup_steps=None if adapting else c.warmup_steps, weight_decay=c.weight_decay,
+        adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, bf16=c.bf16, sampler=c.sampler,
+        eval_every_steps=None if adapting else c.select_every_steps)
 
 
 def _stamp(path: Path) -> str:
@@ -60,7 +63,8 @@ def source_model_folder(config: RunConfig) -> Path:
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
     key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(vars(stage_settings(c, adapting=False)),
-                      sort_keys=True), c.max_length, c.doc_stride, c.max_train_examples, c.max_eval_examples, *stamps)
+                      sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev,
+                      c.max_train_examples, c.max_eval_examples, *stamps)
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 
 
@@ -102,7 +106,8 @@ class Run:
                 data = load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir)
             else:
                 data = load_split(c.task, lang, split, source=c.source, data_dir=c.data_dir,
-                                  k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.seed)
+                                  k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.seed,
+                                  hold_out_source_dev=c.hold_out_source_dev)
                 cap = c.max_train_examples if split == "train" else c.max_eval_examples
                 if cap is not None and len(data) > cap:
                     data = data.select(range(cap))
@@ -113,7 +118,8 @@ class Run:
         key = (lang, split)
         if key not in self._features:
             self._features[key] = build_features(self.examples(lang, split), self.task, self.tokenizer,
-                                                 self.config.max_length, self.config.doc_stride)
+                                                 self.config.max_length, self.config.doc_stride,
+                                                 self.config.max_query_length)
         return self._features[key]
 
     def settings(self, *, adapting: bool) -> StageSettings:
@@ -134,24 +140,30 @@ class Run:
         return scores
 
     def test_rows(self, model: torch.nn.Module, langs: list[str], outcome: TrainOutcome | None = None) -> None:
-        """The final scores of `langs` (split=test), tagged with the selected epoch and the step count."""
+        """The final scores of `langs` (split=test), tagged with the selected checkpoint's epoch and step."""
         self.measure(model, langs, "test", epoch=outcome.selected_epoch if outcome else None,
-                     step=outcome.steps if outcome else None)
+                     step=outcome.selected_step if outcome else None)
 
     def curve_langs(self, langs: list[str]) -> list[str]:
         """The languages of `langs` whose curves are wanted (`curve_langs`; the source always)."""
         wanted = self.config.curve_langs
         return [lang for lang in langs if wanted is None or lang == SOURCE_LANG or lang in wanted]
 
+    @property
+    def has_source_dev(self) -> bool:
+        """False only for TyDiQA trained on its whole English train file (no tenth held out as a dev set)."""
+        return self.config.task != "tydiqa" or self.config.hold_out_source_dev
+
     def curves(self, dev_langs: list[str], selection_lang: str | None):
-        """An epoch-end callback: dev scores of `dev_langs` (and, with `test_curves`, test scores of those of
-        them in `curve_langs`) as rows; returns the selection score on `selection_lang`'s dev set."""
-        def on_epoch_end(model: torch.nn.Module, epoch: int) -> float | None:
-            scores = self.measure(model, dev_langs, "dev", epoch=epoch)
+        """An evaluation callback for `train`: dev scores of `dev_langs` (and, with `test_curves`, test scores of
+        those of them in `curve_langs`) as rows; returns the selection score on `selection_lang`'s dev set."""
+        def on_evaluate(model: torch.nn.Module, epoch: int, step: int) -> float | None:
+            scores = self.measure(model, dev_langs, "dev", epoch=epoch, step=step)
             if self.config.test_curves:
-                self.measure(model, self.curve_langs(dev_langs), "test", row_split="test-curve", epoch=epoch)
+                self.measure(model, self.curve_langs(dev_langs), "test", row_split="test-curve", epoch=epoch,
+                             step=step)
             return scores[selection_lang][self.task.metric] if selection_lang else None
-        return on_epoch_end
+        return on_evaluate
 
     # ---- stages -----------------------------------------------------------------------------------------
     def source_model_dir(self) -> Path:
@@ -169,20 +181,22 @@ class Run:
         model = load_model(self.config.model, self.task)
         curve: list[dict] = []
 
-        def on_epoch_end(model: torch.nn.Module, epoch: int) -> float:
+        def on_evaluate(model: torch.nn.Module, epoch: int, step: int) -> float:
             scores = self.score(model, SOURCE_LANG, "dev")
-            curve.append({"epoch": epoch, **scores})
+            curve.append({"epoch": epoch, "step": step, **scores})
             return scores[self.task.metric]
 
         outcome = train(model, self.features(SOURCE_LANG, "train"), settings, collator=self.collator,
-                        seed=self.config.seed, device=self.device, on_epoch_end=on_epoch_end, select="best",
+                        seed=self.config.seed, device=self.device,
+                        on_evaluate=on_evaluate if self.has_source_dev else None, select=self.config.selection,
                         description=f"source-training {self.config.task}", progress=self.config.progress)
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         self.tokenizer.save_pretrained(partial)
         (partial / SOURCE_RECORD).write_text(json.dumps(
-            {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps, "dev_curve": curve,
+            {"selected_epoch": outcome.selected_epoch, "selected_step": outcome.selected_step,
+             "steps": outcome.steps, "dev_curve": curve,
              "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
         partial.rename(folder)
 
@@ -190,15 +204,16 @@ class Run:
         """A fresh copy of the source-trained model, and how it was selected (its dev curve becomes rows)."""
         folder = self.source_model_dir()
         record = json.loads((folder / SOURCE_RECORD).read_text())
-        outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"])
+        outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"],
+                               selected_step=record["selected_step"])
         return load_model(folder, self.task), outcome
 
     def source_dev_rows(self) -> None:
         """The source-training dev curve (split=dev, lang=en), as recorded when the source model was trained."""
         record = json.loads((self.source_model_dir() / SOURCE_RECORD).read_text())
         for point in record["dev_curve"]:
-            self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"]) for metric, value in point.items()
-                          if metric != "epoch"]
+            self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"], point["step"])
+                          for metric, value in point.items() if metric not in ("epoch", "step")]
 
     def adapt(self, langs: list[str], *, select_on_dev: bool) -> tuple[PreTrainedModel, TrainOutcome]:
         """Target-adapting: fine-tune the source-trained model on the shots of `langs` (batch K, last checkpoint,
@@ -210,22 +225,24 @@ class Run:
         shots = concatenate_datasets([self.features(lang, "shots") for lang in langs])
         dev_langs = langs if select_on_dev else []  # ord-FS and co-FT never look at a dev set
         outcome = train(model, shots, self.settings(adapting=True), collator=self.collator, seed=self.config.seed,
-                        device=self.device, on_epoch_end=self.curves(dev_langs, langs[0] if select_on_dev else None),
+                        device=self.device, on_evaluate=self.curves(dev_langs, langs[0] if select_on_dev else None),
                         select="best" if select_on_dev else "last",
                         description=f"adapting to {'+'.join(langs)}", progress=self.config.progress)
         return model, outcome
 
     def co_train(self, *, surgery: bool) -> tuple[PreTrainedModel, TrainOutcome]:
         """One step: train the pre-trained model on the source train set and the shots of every target, shuffled
-        together; the best epoch on the source dev set is kept."""
+        together; the best checkpoint on the source dev set is kept (or the last, with `selection: last`)."""
         c = self.config
         torch.manual_seed(stable_seed("co-train", c.seed) % 2**63)
         model = load_model(c.model, self.task)
         data = concatenate_datasets([self.features(SOURCE_LANG, "train")] +
                                     [self.features(lang, "shots") for lang in self.targets])
-        dev_langs = [SOURCE_LANG] + (self.curve_langs(self.targets) if c.target_dev_curves else [])
+        dev_langs = [SOURCE_LANG] * self.has_source_dev + (self.curve_langs(self.targets) if c.target_dev_curves
+                                                           else [])
         outcome = train(model, data, self.settings(adapting=False), collator=self.collator, seed=c.seed,
-                        device=self.device, on_epoch_end=self.curves(dev_langs, SOURCE_LANG), select="best",
+                        device=self.device, on_evaluate=self.curves(dev_langs, SOURCE_LANG if self.has_source_dev
+                                                                    else None), select=c.selection,
                         surgery=self.surgery(model) if surgery else None, surgery_granularity=c.surgery_granularity,
                         description=f"{'gradient' if surgery else 'naive'}-co-training {c.task}",
                         progress=c.progress)
@@ -234,9 +251,11 @@ class Run:
         return model, outcome
 
     def oracle_batches(self):
-        """`oracle(lang)` -> a collated batch: a target's shots (a random batch of them when they are more than a
-        training batch), or, for the source, a random batch of min(K, train batch size) source examples (the
-        authors' code)."""
+        """`oracle(lang)` -> a collated oracle batch. Two rules (`oracle_batch_size`):
+        - None (the paper preset): a target's oracle is its shots (a random train batch of them when they are
+          more), the source's a random batch of min(K, train batch size) source training examples;
+        - n (the authors' code): the source's is a random batch of min(K, n) source training examples, a target's
+          is all its K shots, except XNLI's, which has 3K (K per class): a random batch of min(K, n) of them."""
         c = self.config
         generator = torch.Generator().manual_seed(stable_seed("oracle-batches", c.seed) % 2**63)
         fixed: dict[str, dict] = {}
@@ -247,10 +266,13 @@ class Run:
 
         def oracle(lang: str) -> dict:
             if lang == SOURCE_LANG:
-                return random_batch(self.features(SOURCE_LANG, "train"), min(c.k, c.train_batch_size))
+                return random_batch(self.features(SOURCE_LANG, "train"),
+                                    min(c.k, c.oracle_batch_size or c.train_batch_size))
             shots = self.features(lang, "shots")
-            if len(shots) > c.train_batch_size:
+            if c.oracle_batch_size is None and len(shots) > c.train_batch_size:
                 return random_batch(shots, c.train_batch_size)
+            if c.oracle_batch_size is not None and self.task.kind == "classification":
+                return random_batch(shots, min(c.k, c.oracle_batch_size))
             if lang not in fixed:
                 fixed[lang] = self.collator(shots.to_list())
             return dict(fixed[lang])

@@ -85,12 +85,14 @@ def shot_split(task: str, lang: str) -> str:
 
 
 def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path | str | None = None,
-               k: int | None = None, seed: int | None = None) -> Dataset:
+               k: int | None = None, seed: int | None = None, hold_out_source_dev: bool = True) -> Dataset:
     """Load one split of one language as a `datasets.Dataset` (columns: see the module docstring).
 
     source: "xtreme" (the on-disk layout of google-research/xtreme under `data_dir`) or "hub" (google/xtreme).
     k, seed: for the dev split of a few-shot target, the shots to leave out (needed for TyDiQA targets, whose dev
     split is carved from train; optional for XNLI targets, whose shots come from dev).
+    hold_out_source_dev: False gives English TyDiQA its whole train file as train, and no dev split (the authors'
+    code trains on all of it and keeps the last checkpoint).
     """
     spec = get_task(task)
     if split not in SPLITS:
@@ -108,6 +110,11 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
         if split == "test":
             return _read_file_split(task, lang, "dev", source, data_dir)
         train = _read_file_split(task, lang, "train", source, data_dir)
+        if not is_target and not hold_out_source_dev:
+            if split == "train":
+                return train
+            raise DataError("English TyDiQA has no dev split with hold_out_source_dev=False (the whole train file "
+                            "is trained on)")
         if not is_target:
             source_train, source_dev = _tydiqa_source_split(train)
             return train.select(source_train if split == "train" else source_dev)
