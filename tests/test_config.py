@@ -17,7 +17,7 @@ def config(**overrides):
 def test_paper_defaults_fill_what_is_left_out():
     tydiqa = RunConfig(task="tydiqa", method="ord-FS", k=5, seed=1, model="m").resolved()
     assert (tydiqa.learning_rate, tydiqa.epochs, tydiqa.max_length, tydiqa.alpha, tydiqa.target_batch_size) == \
-        (3e-5, 60, 384, 0.1, 5)
+        (2e-5, 60, 384, 0.1, 5)  # the paper's text: 2e-5 and 60 epochs for every task and stage
     assert config().resolved().alpha == 1.0 and config(alpha=0.0).resolved().alpha == 0.0
     assert tydiqa.languages[0] == "en" and len(tydiqa.languages) == 9
 
@@ -28,6 +28,12 @@ def test_paper_defaults_fill_what_is_left_out():
     ({"target_langs": []}, "target_langs must name at least one target language"),
     ({"target_langs": ["fr"]}, r"target_langs \['fr'\] must be evaluated languages"),
     ({"train_batch_size": 32, "grad_accum": 3}, "not a multiple of grad_accum"),
+    ({"sampler": "sorted"}, "sampler must be 'length_grouped' or 'random'"),
+    ({"selection": "first"}, "selection must be 'best' or 'last'"),
+    ({"select_every_steps": 0}, "select_every_steps must be a positive integer"),
+    ({"oracle_batch_size": 2.5}, "oracle_batch_size must be a positive integer"),
+    ({"warmup_steps": -1}, "warmup_steps must be a non-negative integer"),
+    ({"task": "tydiqa", "languages": ["en", "ar"], "hold_out_source_dev": False}, "use selection: last"),
 ])
 def test_bad_configurations_say_what_is_valid(overrides, message):
     with pytest.raises(ValueError, match=message):
