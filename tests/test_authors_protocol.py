@@ -111,3 +111,68 @@ def test_micro_batch_mode_reaches_the_authors_weights():
     # and the kit's default (one surgery per optimiser step) is really a different algorithm here
     assert any((per_step.state_dict()[name] - tensor).abs().max() > 1e-4
                for name, tensor in theirs.state_dict().items())
+
+
+# ---- the rest of the authors' protocol, on the offline benchmark and the tiny model ---------------------------
+from fslib.config import RunConfig  # noqa: E402
+from fslib.data import DataError, load_split  # noqa: E402
+from fslib.features import truncate_questions  # noqa: E402
+from fslib.languages import MINI_LANGS  # noqa: E402
+from fslib.runner import run_experiment  # noqa: E402
+from fslib.stages import Run  # noqa: E402
+
+FAST = dict(epochs=1, learning_rate=1e-3, max_train_examples=120, max_eval_examples=30, progress=False,
+            eval_batch_size=128, device="cpu")
+
+
+def mini_config(mini_dir, tiny_model, output_dir, task="ner", method="gradient-co-train", k=5, **overrides):
+    return RunConfig(task=task, method=method, k=k, seed=1, model=str(tiny_model), data_dir=str(mini_dir),
+                     output_dir=str(output_dir), **{**FAST, "languages": list(MINI_LANGS), **overrides})
+
+
+def test_selection_every_n_steps_keeps_the_best_step(mini_dir, tiny_model, tmp_path):
+    config = mini_config(mini_dir, tiny_model, tmp_path, grad_accum=2, surgery_granularity="micro_batch",
+                         select_every_steps=2, sampler="random", oracle_batch_size=2, target_dev_curves=False)
+    rows = run_experiment(config)
+    dev = rows.query("split == 'dev' and lang == 'en' and metric == 'f1'").sort_values("step")
+    total = (120 + 6 * 5 + 31) // 32  # 150 examples in micro-batches of 16, two per step: 5 steps
+    assert dev["step"].tolist() == [2, 4, total]  # every 2 steps and after the last
+    best = dev.loc[dev["value"].idxmax()]  # idxmax: the earliest of equal scores, as the loop keeps
+    test = rows.query("split == 'test'")
+    assert set(test["step"]) == {best["step"]} and set(test["epoch"]) == {1}
+
+
+def test_oracle_batches_follow_the_chosen_rule(mini_dir, tiny_model, tmp_path):
+    def sizes(task, **overrides):
+        run = Run(mini_config(mini_dir, tiny_model, tmp_path, task=task, **overrides))
+        oracle = run.oracle_batches()
+        return {lang: len(oracle(lang)["input_ids"]) for lang in ("en", "qa")}, len(run.features("qa", "shots"))
+
+    paper, shots = sizes("ner")
+    assert paper == {"en": 5, "qa": shots}  # min(K, 32) English sentences; all the target's shots
+    authors, shots = sizes("ner", oracle_batch_size=2)
+    assert authors == {"en": 2, "qa": shots}  # min(K, micro-batch) English sentences; still all K shots
+    assert sizes("xnli", oracle_batch_size=2)[0] == {"en": 2, "qa": 2}  # 15 shots (5 per class): a random 2
+    assert sizes("xnli")[0] == {"en": 5, "qa": 15}
+
+
+def test_tydiqa_as_the_authors_ran_it(mini_dir, tiny_model, tmp_path):
+    full = load_split("tydiqa", "en", "train", source="xtreme", data_dir=mini_dir, hold_out_source_dev=False)
+    held_out = load_split("tydiqa", "en", "train", source="xtreme", data_dir=mini_dir)
+    assert len(full) == len(held_out) + len(load_split("tydiqa", "en", "dev", source="xtreme", data_dir=mini_dir))
+    with pytest.raises(DataError, match="no dev split"):
+        load_split("tydiqa", "en", "dev", source="xtreme", data_dir=mini_dir, hold_out_source_dev=False)
+    rows = run_experiment(mini_config(mini_dir, tiny_model, tmp_path, task="tydiqa", languages=["en", "qa", "qb"],
+                                      hold_out_source_dev=False, selection="last", max_query_length=8,
+                                      warmup_steps=2, max_length=96, doc_stride=32, max_train_examples=40))
+    assert rows.query("split == 'dev' and lang == 'en'").empty  # no English dev set: the last checkpoint is kept
+    test = rows.query("split == 'test'")
+    assert set(test["lang"]) == {"en", "qa", "qb"} and test["step"].nunique() == 1
+
+
+def test_questions_are_cut_after_max_query_length_pieces(tokenizer):
+    questions = ["what is the name of the river that runs through the old town and past the mill", "who?"]
+    cut = truncate_questions(questions, tokenizer, 6)
+    assert [len(tokenizer(q, add_special_tokens=False)["input_ids"]) for q in cut] == \
+        [6, len(tokenizer("who?", add_special_tokens=False)["input_ids"])]
+    assert questions[0].startswith(cut[0]) and cut[1] == "who?"
