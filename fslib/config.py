@@ -84,18 +84,7 @@ class RunConfig:
             raise ValueError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
         if (self.k == 0) != (self.method == "zero-shot"):
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
-        if self.surgery_granularity not in ("step", "micro_batch"):
-            raise ValueError(f"surgery_granularity must be 'step' or 'micro_batch', not {self.surgery_granularity!r}")
-        if self.sampler not in ("length_grouped", "random"):
-            raise ValueError(f"sampler must be 'length_grouped' or 'random', not {self.sampler!r}")
-        if self.selection not in ("best", "last"):
-            raise ValueError(f"selection must be 'best' or 'last', not {self.selection!r}")
-        for name in ("select_every_steps", "oracle_batch_size", "max_query_length"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, not {value!r}")
-        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
-            raise ValueError(f"warmup_steps must be a non-negative integer or None, not {self.warmup_steps!r}")
+        check_values(self)
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
                              "use selection: last with it (as the authors do)")
@@ -111,13 +100,16 @@ class RunConfig:
         if unknown:
             raise ValueError(f"target_langs {unknown} must be evaluated languages other than {SOURCE_LANG!r}; "
                              f"languages: {', '.join(languages)}")
-        epochs = self.epochs or task.epochs
+        def given(value, default):  # None means "the default"; zero is a value (and validated as one)
+            return default if value is None else value
+
+        epochs = given(self.epochs, task.epochs)
         return dataclasses.replace(
-            self, languages=languages,
-            learning_rate=self.learning_rate or task.learning_rate, epochs=epochs,
-            target_epochs=self.target_epochs or epochs, target_batch_size=self.target_batch_size or max(self.k, 1),
-            max_length=self.max_length or task.max_length, doc_stride=self.doc_stride or task.doc_stride,
-            alpha=task.alpha if self.alpha is None else self.alpha)
+            self, languages=languages, learning_rate=given(self.learning_rate, task.learning_rate), epochs=epochs,
+            target_epochs=given(self.target_epochs, epochs), target_batch_size=given(self.target_batch_size,
+                                                                                     max(self.k, 1)),
+            max_length=given(self.max_length, task.max_length), doc_stride=given(self.doc_stride, task.doc_stride),
+            alpha=given(self.alpha, task.alpha))
 
     @property
     def targets(self) -> list[str]:
@@ -154,6 +146,47 @@ class RunConfig:
         if unknown:
             raise ValueError(f"{path}: unknown RunConfig keys {unknown}; valid keys: {', '.join(sorted(names))}")
         return cls(**values)
+
+
+# What each field may hold (None is allowed wherever the field's default is None).
+AT_LEAST = {"k": 0, "epochs": 1, "target_epochs": 1, "train_batch_size": 1, "target_batch_size": 1, "grad_accum": 1,
+            "warmup_steps": 0, "max_length": 8, "doc_stride": 1, "max_query_length": 1, "oracle_batch_size": 1,
+            "select_every_steps": 1, "similarity_source_batches": 1, "max_train_examples": 1,
+            "max_eval_examples": 1, "eval_batch_size": 1}  # integers
+NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, False),  # (lowest, highest,
+           "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
+           "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
+CHOICES = {"surgery_granularity": ("step", "micro_batch"), "sampler": ("length_grouped", "random"),
+           "selection": ("best", "last")}
+BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
+            "gradient_similarity", "bf16", "progress")
+
+
+def check_values(config: RunConfig) -> None:
+    """Types and ranges of every numeric, boolean and choice field; the message names the field and what is
+    valid. Runs before anything is trained, so a typo in a parameter file costs nothing."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    for name, low in AT_LEAST.items():
+        value = getattr(config, name)
+        if value is None and defaults[name] is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}{' (or null)' if defaults[name] is None else ''}, "
+                             f"not {value!r}")
+    for name, (low, high, low_allowed) in NUMBERS.items():
+        value = getattr(config, name)
+        if value is None and defaults[name] is None:
+            continue
+        valid = f"{'[' if low_allowed else '('}{low}, {f'{high}]' if high is not None else 'inf)'}"
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or \
+                (value == low and not low_allowed) or (high is not None and value > high):
+            raise ValueError(f"{name} must be a number in {valid}, not {value!r}")
+    for name, valid in CHOICES.items():
+        if getattr(config, name) not in valid:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, not {getattr(config, name)!r}")
+    for name in BOOLEANS:
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name} must be true or false, not {getattr(config, name)!r}")
 
 
 def field_names() -> list[str]:

@@ -28,11 +28,16 @@ def test_paper_defaults_fill_what_is_left_out():
     ({"target_langs": []}, "target_langs must name at least one target language"),
     ({"target_langs": ["fr"]}, r"target_langs \['fr'\] must be evaluated languages"),
     ({"train_batch_size": 32, "grad_accum": 3}, "not a multiple of grad_accum"),
-    ({"sampler": "sorted"}, "sampler must be 'length_grouped' or 'random'"),
-    ({"selection": "first"}, "selection must be 'best' or 'last'"),
-    ({"select_every_steps": 0}, "select_every_steps must be a positive integer"),
-    ({"oracle_batch_size": 2.5}, "oracle_batch_size must be a positive integer"),
-    ({"warmup_steps": -1}, "warmup_steps must be a non-negative integer"),
+    ({"sampler": "sorted"}, "sampler must be one of 'length_grouped', 'random', not 'sorted'"),
+    ({"selection": "first"}, "selection must be one of 'best', 'last'"),
+    ({"select_every_steps": 0}, r"select_every_steps must be an integer >= 1 \(or null\), not 0"),
+    ({"oracle_batch_size": 2.5}, "oracle_batch_size must be an integer >= 1"),
+    ({"warmup_steps": -1}, "warmup_steps must be an integer >= 0"),
+    ({"alpha": 2}, r"alpha must be a number in \[0.0, 1.0\], not 2"),
+    ({"epochs": "two"}, "epochs must be an integer >= 1 \\(or null\\), not 'two'"),
+    ({"epochs": 0}, "epochs must be an integer >= 1"),  # zero is a value, not "the default"
+    ({"learning_rate": 0}, r"learning_rate must be a number in \(0.0, inf\), not 0"),
+    ({"bf16": "yes"}, "bf16 must be true or false"),
     ({"task": "tydiqa", "languages": ["en", "ar"], "hold_out_source_dev": False}, "use selection: last"),
 ])
 def test_bad_configurations_say_what_is_valid(overrides, message):
@@ -67,3 +72,36 @@ def test_atomic_files_are_readable_by_others(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "rows.csv").stat().st_mode) == 0o644
     assert not list(tmp_path.glob(".rows.csv.*"))
+
+
+def test_a_mistyped_parameter_file_fails_before_anything_runs(tmp_path):
+    from fslib.params import ParamsError, load_params
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("defaults: {model: m, alpha: 2}\ngrids:\n  - {task: ner, methods: [gradient-co-train], "
+                    "k: [5], seeds: [1], languages: [en, de]}\n")
+    with pytest.raises(ParamsError, match=r"grid.yaml: grids\[0\]: alpha must be a number in \[0.0, 1.0\], not 2"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("preset", ["paper", "authors"])
+@pytest.mark.parametrize("task", ["ner", "pos", "tydiqa", "xnli"])
+def test_both_presets_load_and_differ_where_the_protocol_says(preset, task):
+    from fslib.params import load_params
+
+    runs = {(r.method, r.k, r.seed): r.resolved() for r in load_params(f"params/{preset}/{task}.yaml").runs}
+    assert len(runs) == 5 + 5 * 3 * 5  # zero-shot per seed; five methods x K x seeds
+    run = runs[("gradient-co-train", 5, 1)]
+    micro_batch = run.train_batch_size // run.grad_accum
+    if preset == "paper":
+        assert (run.surgery_granularity, micro_batch, run.learning_rate, run.bf16) == ("step", 32, 2e-5, True)
+        assert run.epochs == (60 if task == "tydiqa" else 10) and run.select_every_steps is None
+    else:
+        assert (run.surgery_granularity, run.sampler, run.bf16) == ("micro_batch", "random", False)
+        assert micro_batch == (2 if task in ("ner", "pos") else 8) == run.oracle_batch_size
+        assert run.alpha == (1.0 if task in ("ner", "pos") else 0.1)
+        if task == "tydiqa":
+            assert (run.learning_rate, run.epochs, run.warmup_steps, run.weight_decay, run.max_query_length,
+                    run.hold_out_source_dev, run.selection) == (3e-5, 30, 500, 1e-4, 64, False, "last")
+        else:
+            assert (run.epochs, run.select_every_steps, run.selection) == (10, 100, "best")
