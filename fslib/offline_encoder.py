@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import struct
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -117,14 +118,20 @@ def dequantize_q4_0(raw: memoryview | bytes, rows: int, cols: int) -> np.ndarray
     return ((nibbles - 8.0) * d).reshape(rows, cols)
 
 
-def _tensor(e5: dict, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+def _tensor(e5: dict, name: str, shape: tuple[int, ...], rows: Sequence[int] | None = None) -> torch.Tensor:
+    """A tensor of the file as float32; `rows`: only these rows of a matrix (dequantising only them)."""
     dtype, numel, raw = e5["tensors"][name]
+    if math.prod(shape) != numel:
+        raise ValueError(f"tensor {name}: expected shape {shape}, the file holds {numel} values")
     if dtype == 1:
+        if rows is not None:  # a row of a Q4_0 matrix is a contiguous run of blocks
+            row_bytes = len(raw) // shape[0]
+            raw = np.frombuffer(raw, "u1").reshape(shape[0], row_bytes)[np.asarray(rows)].tobytes()
+            shape = (len(rows), *shape[1:])
         array = dequantize_q4_0(raw, *shape)
     else:
         array = np.frombuffer(raw, "<f4").reshape(shape)
-    if array.size != numel:
-        raise ValueError(f"tensor {name}: {array.size} values, the file says {numel}")
+        array = array if rows is None else array[np.asarray(rows)]
     return torch.from_numpy(array.copy())
 
 
@@ -187,9 +194,7 @@ def make_model(e5: dict, keep: Sequence[int] | None = None) -> BertModel:
     """multilingual-e5-small as a `BertModel` (no pooler: e5 mean-pools); `keep`: the embedding rows to keep, in
     the new vocabulary's order."""
     H, FF = e5["hidden"], e5["ffn"]
-    word = _tensor(e5, "emb.word", (e5["vocab"], H))
-    if keep is not None:
-        word = word[torch.as_tensor(keep)]
+    word = _tensor(e5, "emb.word", (e5["vocab"], H), rows=keep)
     config = BertConfig(vocab_size=word.shape[0], hidden_size=H, num_hidden_layers=e5["layers"],
                         num_attention_heads=e5["heads"], intermediate_size=FF, hidden_act="gelu",  # erf GELU
                         max_position_embeddings=e5["max_positions"], type_vocab_size=e5["type_vocab"],
