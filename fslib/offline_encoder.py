@@ -275,7 +275,12 @@ def build_offline_encoder(out_dir: str | Path, corpora: Iterable[str] | Iterable
     uses on them (plus the specials), which gives the same tokens and hidden states on those texts with a far
     smaller embedding matrix. A folder already built with the same arguments is left as it is (stamp file)."""
     out_dir = Path(out_dir)
+    if isinstance(corpora, str):
+        raise TypeError("corpora: expected an iterable of texts (or of word lists), got one string")
     texts = None if corpora is None else list(_texts(corpora))
+    if texts is not None and not any(texts):
+        raise ValueError("corpora: no text in it; pass the texts the model will see, or corpora=None for the full "
+                         "vocabulary")
     stamp = {"source": f"{WHEEL}=={version(WHEEL)}/{MODEL_FILE}", "corpora_sha256": _fingerprint(texts),
              "corpora_texts": None if texts is None else len(texts)}
     stamp_file = out_dir / STAMP

