@@ -1,7 +1,7 @@
 """A run's configuration: one dataclass, saved as JSON beside the run's result rows.
 
 A run is one task, method, K and seed over a set of languages. Hyper-parameters left at None take the task's
-defaults from the paper (SPEC.md §3), filled in by `resolved()`. The config hash covers every field that says
+defaults from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says
 what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
 not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
 (source models notice such changes by themselves, see fslib.stages.source_model_folder).
