@@ -4,7 +4,7 @@ A run is one task, method, K and seed over a set of languages. Hyper-parameters 
 defaults from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says
 what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
 not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
-(source models notice such changes by themselves, see fslib.stages.source_model_folder).
+(source models notice such changes by themselves, see fslib.ledger.source_model_folder).
 """
 
 from __future__ import annotations
@@ -146,3 +146,14 @@ def run_dir(config: RunConfig) -> Path:
     if resolved.target_langs is not None:
         folder /= "+".join(resolved.target_langs)
     return folder
+
+
+def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
+    """The hyper-parameters of one training stage (fslib.training.StageSettings' fields): target-adapting uses
+    batch K, no accumulation and `target_epochs`; source-training and co-training the others."""
+    c = config.resolved()
+    return dict(epochs=c.target_epochs if adapting else c.epochs,
+                batch_size=c.target_batch_size if adapting else c.train_batch_size,
+                grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
+                warmup_ratio=c.warmup_ratio, weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon,
+                max_grad_norm=c.max_grad_norm, bf16=c.bf16)

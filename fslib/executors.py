@@ -3,7 +3,7 @@
 - `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
   (CUDA_VISIBLE_DEVICES), round-robin. Interrupting the batch kills the running jobs (their runs leave no rows).
 - `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
-Each job in flight leaves a `*.running.json` marker beside its log, which `fslib status` reads.
+Each job in flight leaves a running marker beside its log (fslib.ledger), which `fslib status` reads.
 """
 
 from __future__ import annotations
@@ -17,52 +17,15 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
-
-@dataclass
-class Job:
-    kind: str  # "source" | "run"
-    config: dict  # RunConfig fields
-    folder: Path  # what the job makes: a run folder, or a source model folder
-    log: Path  # where the job's output goes
-    name: str
-
-    def payload(self) -> dict:
-        return {"kind": self.kind, "config": self.config}
+from fslib.ledger import Job, Outcome, clear_running, mark_running
 
 
-@dataclass
-class Outcome:
-    job: Job
-    ok: bool
-    error: str | None = None
-    log: Path | None = None  # the job's log, where to look first
-
-
-def running_marker(log: Path) -> Path:
-    """Where a job in flight says so, beside its log: read by `fslib status`."""
-    return log.with_name(log.stem + ".running.json")
-
-
-def mark_running(job: Job, record: dict) -> None:
-    job.log.parent.mkdir(parents=True, exist_ok=True)
-    running_marker(job.log).write_text(json.dumps(record))
-
-
-def clear_running(job: Job) -> None:
-    running_marker(job.log).unlink(missing_ok=True)
-
-
-def still_running(marker: Path) -> bool:
-    """Whether the job that wrote `marker` is still alive (a marker left by a killed batch is stale)."""
-    try:
-        record = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return False
+def still_running(record: dict) -> bool:
+    """Whether the job that left the running marker `record` is still alive (a marker left by a killed batch is
+    stale)."""
     if record.get("executor") == "slurm":
         from fslib.slurm import job_alive
 
@@ -110,13 +73,13 @@ class LocalExecutor:
                                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                 with self._lock:
                     self._running.add(process)
-                mark_running(job, {"executor": "local", "pid": process.pid, "host": socket.gethostname(),
-                                   "log": str(job.log)})
+                mark_running(job.log, {"executor": "local", "pid": process.pid, "host": socket.gethostname(),
+                                       "log": str(job.log)})
                 code = process.wait()
                 with self._lock:
                     self._running.discard(process)
         finally:
-            clear_running(job)
+            clear_running(job.log)
             slots.put(slot)
         if code == 0:
             return Outcome(job, True)

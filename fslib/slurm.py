@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from fslib.executors import Job, Outcome, clear_running, mark_running
+from fslib.ledger import Job, Outcome, clear_running, mark_running
 from fslib.worker import execute
 
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
@@ -83,7 +83,7 @@ class SlurmExecutor:
         with self.executor.batch():
             submitted = [self.executor.submit(execute, job.payload()) for job in jobs]
         for job, handle in zip(jobs, submitted):
-            mark_running(job, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
+            mark_running(job.log, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
         tqdm.write(f"{description}: submitted Slurm job array {submitted[0].job_id.split('_')[0]} "
                    f"({len(jobs)} jobs; logs in {self.log_dir})")
         outcomes: dict[int, Outcome] = {}
@@ -106,7 +106,7 @@ class SlurmExecutor:
                                                               f"{handle.state}); log: {handle.paths.stderr}",
                                                   handle.paths.stderr)
                     if i in outcomes:
-                        clear_running(job)
+                        clear_running(job.log)
                         bar.update()
                         if not outcomes[i].ok:
                             bar.write(f"failed: {job.name}: {outcomes[i].error}")

@@ -6,7 +6,6 @@ rows it has measured so far.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -18,50 +17,22 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.config import RunConfig
+from fslib.config import RunConfig, stage_hyperparameters
 from fslib.data import load_shots, load_split, stable_seed
-from fslib.data.xtreme import xtreme_path
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
 from fslib.languages import SOURCE_LANG
+from fslib.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
 from fslib.models import load_model
 from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
-SOURCE_RECORD = "source_training.json"  # written last: its presence marks a finished source model
-
 
 def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
     """Target-adapting: batch K, no accumulation, `target_epochs`; otherwise the source/co-training settings."""
-    c = config.resolved()
-    return StageSettings(
-        epochs=c.target_epochs if adapting else c.epochs,
-        batch_size=c.target_batch_size if adapting else c.train_batch_size,
-        grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate, warmup_ratio=c.warmup_ratio,
-        weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, bf16=c.bf16)
-
-
-def _stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def source_model_folder(config: RunConfig) -> Path:
-    """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
-    data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
-    sizes and modification times, so regenerating them trains anew."""
-    c = config.resolved()
-    stamps = []
-    if c.source == "xtreme":
-        splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
-        stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
-    if Path(c.model).is_dir():
-        stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
-    key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(vars(stage_settings(c, adapting=False)),
-                      sort_keys=True), c.max_length, c.doc_stride, c.max_train_examples, c.max_eval_examples, *stamps)
-    return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
+    return StageSettings(**stage_hyperparameters(config, adapting=adapting))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -160,7 +131,7 @@ class Run:
         folder = source_model_folder(self.config)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{folder}.lock"):
-            if not (folder / SOURCE_RECORD).exists():
+            if not source_model_done(folder):
                 self._train_source_model(folder, self.settings(adapting=False))
         return folder
 
@@ -181,21 +152,20 @@ class Run:
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         self.tokenizer.save_pretrained(partial)
-        (partial / SOURCE_RECORD).write_text(json.dumps(
-            {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps, "dev_curve": curve,
-             "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
+        write_source_record(partial, {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps,
+                                      "dev_curve": curve, "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
         partial.rename(folder)
 
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:
         """A fresh copy of the source-trained model, and how it was selected (its dev curve becomes rows)."""
         folder = self.source_model_dir()
-        record = json.loads((folder / SOURCE_RECORD).read_text())
+        record = read_source_record(folder)
         outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"])
         return load_model(folder, self.task), outcome
 
     def source_dev_rows(self) -> None:
         """The source-training dev curve (split=dev, lang=en), as recorded when the source model was trained."""
-        record = json.loads((self.source_model_dir() / SOURCE_RECORD).read_text())
+        record = read_source_record(self.source_model_dir())
         for point in record["dev_curve"]:
             self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"]) for metric, value in point.items()
                           if metric != "epoch"]
