@@ -10,17 +10,6 @@ from pathlib import Path
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
 
-def prepare_offline(data_dir: Path, model_dir: Path) -> None:
-    """The offline benchmark at `data_dir` and the tiny model at `model_dir`, made where missing."""
-    from fslib.mini import MANIFEST, generate
-    from fslib.models import build_tiny_model, mini_corpus
-
-    if not (data_dir / MANIFEST).exists():
-        generate(data_dir, seed=0)
-    if not (model_dir / "model.safetensors").exists():  # written last by save_pretrained
-        build_tiny_model(model_dir, mini_corpus(data_dir))
-
-
 def batch(args: argparse.Namespace) -> int:
     from fslib.batch import run_batch
 
