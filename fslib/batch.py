@@ -14,9 +14,9 @@ from pathlib import Path
 
 from fslib.config import RunConfig, run_dir
 from fslib.data.errors import DataError
-from fslib.executors import LocalExecutor, still_running
-from fslib.ledger import (RUN_LOG, Job, clear_failure, failure, record_failure, run_status, source_model_done,
-                          source_model_folder)
+from fslib.executors import job_alive, make_executor
+from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, failure, record_failure, run_status,
+                          source_model_done, source_model_folder)
 from fslib.methods import METHODS
 from fslib.params import load_params
 
@@ -54,7 +54,7 @@ def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[Plan
             config = _absolute(config)
             if config.run_id not in seen:
                 seen.add(config.run_id)
-                runs.append(PlannedRun(config, run_status(config, still_running)))
+                runs.append(PlannedRun(config, run_status(config, job_alive)))
     return runs, batches
 
 
@@ -67,7 +67,7 @@ def _source_folder(config: RunConfig) -> Path | None:
 
 
 def _uses_source_model(config: RunConfig) -> bool:
-    return METHODS[config.method].uses_source_model
+    return METHODS[config.method].uses_source_model  # plain data: no torch to plan a batch
 
 
 def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
@@ -90,8 +90,7 @@ def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
 
 def describe(runs: list[PlannedRun], sources: list[Job], reused: list[Path]) -> str:
     counts = Counter(run.status for run in runs)
-    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "pending", "failed", "changed")
-                                               if counts[s])]
+    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])]
     for run in runs:
         lines.append(f"  [{run.status:>7}] {run.config.run_id}  {run.folder}")
     lines.append(f"source models: {len(sources)} to train, {len(reused)} reused")
@@ -106,17 +105,7 @@ def status_report(param_files: list[Path | str]) -> str:
     return describe(runs, sources, reused)
 
 
-def make_executor(name: str, jobs: int, cluster: dict, output_dir: Path):
-    if name == "local":
-        return LocalExecutor(jobs)
-    if name == "slurm":
-        from fslib.slurm import SlurmExecutor
-
-        return SlurmExecutor(cluster, output_dir)
-    raise ValueError(f"unknown executor {name!r}; valid executors: local, slurm")
-
-
-def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: int = 1, dry_run: bool = False,
+def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jobs: int = 1, dry_run: bool = False,
               reports: bool = True) -> int:
     """Run every missing run of the parameter files; returns the exit status (1 if any run failed)."""
     runs, batches = plan(param_files)
@@ -125,9 +114,10 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
     if dry_run:
         return 0
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
-    runner = make_executor(executor, jobs, cluster, Path(runs[0].config.output_dir) if runs else Path("outputs"))
+    output_dir = Path(runs[0].config.output_dir) if runs else Path("outputs")
+    executor = make_executor(executor_name, jobs, cluster, output_dir)
 
-    failed_sources = {outcome.job.folder: outcome.log for outcome in runner.run(sources, "source models")
+    failed_sources = {outcome.job.folder: outcome.log for outcome in executor.run_jobs(sources, "source models")
                       if not outcome.ok}
     todo = [run for run in runs if run.status not in ("done", "running")]  # running: in another batch
     run_jobs, failures = [], 0
@@ -142,7 +132,7 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
                 continue
         clear_failure(run.folder)  # from here on, a failure record is this attempt's
         run_jobs.append(Job("run", run.config.to_dict(), run.folder, run.folder / RUN_LOG, run.config.run_id))
-    for outcome in runner.run(run_jobs, "runs"):
+    for outcome in executor.run_jobs(run_jobs, "runs"):
         if not outcome.ok:
             failures += 1
             if failure(outcome.job.folder) is None:  # the job died before it could say why: killed, cancelled

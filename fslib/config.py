@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fslib.languages import SOURCE_LANG
+from fslib.methods import METHODS
 from fslib.tasks import get_task
 
-METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT", "naive-co-train", "gradient-co-train")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes")
 

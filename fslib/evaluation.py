@@ -62,14 +62,17 @@ def score(task: Task, examples: Dataset, predicted: list) -> dict[str, float]:
 def prediction_records(task: Task, examples: Dataset, predicted: list) -> list[dict]:
     """Gold and predicted side by side, one dict per example: what the task notebooks' views read
     (fslib.task_views)."""
+    columns = {"tagging": ["lang", "tokens", "tags"], "qa": ["lang", "id", "question", "answers"],
+               "classification": ["lang", "label"]}[task.kind]
+    values = examples.select_columns(columns).to_dict()  # one conversion, not one per row
     if task.kind == "tagging":
         return [{"lang": lang, "tokens": tokens, "gold": gold, "pred": pred}
-                for lang, tokens, gold, pred in zip(examples["lang"], examples["tokens"], examples["tags"], predicted)]
+                for lang, tokens, gold, pred in zip(values["lang"], values["tokens"], values["tags"], predicted)]
     if task.kind == "qa":
         return [{"lang": lang, "id": id_, "question": question, "gold": answers["text"], "pred": pred}
-                for lang, id_, question, answers, pred in zip(examples["lang"], examples["id"], examples["question"],
-                                                             examples["answers"], predicted)]
-    return [{"lang": lang, "gold": gold, "pred": pred} for lang, gold, pred in zip(examples["lang"], examples["label"],
+                for lang, id_, question, answers, pred in zip(values["lang"], values["id"], values["question"],
+                                                             values["answers"], predicted)]
+    return [{"lang": lang, "gold": gold, "pred": pred} for lang, gold, pred in zip(values["lang"], values["label"],
                                                                                  predicted)]
 
 

@@ -3,11 +3,15 @@
 - `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
   (CUDA_VISIBLE_DEVICES), round-robin. Interrupting the batch kills the running jobs (their runs leave no rows).
 - `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
-Each job in flight leaves a running marker beside its log (fslib.ledger), which `fslib status` reads.
+
+Every executor follows the `Executor` protocol and is registered in `EXECUTORS` under the name `fslib batch
+--executor` takes. Each job in flight leaves a running marker beside its log (fslib.ledger.mark_running, with
+{"executor": name, ...}); `job_alive` asks that executor whether the job still lives, for `fslib status`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import queue
@@ -17,26 +21,49 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Protocol
 
 from tqdm.auto import tqdm
 
 from fslib.ledger import Job, Outcome, clear_running, mark_running
 
 
-def still_running(record: dict) -> bool:
-    """Whether the job that left the running marker `record` is still alive (a marker left by a killed batch is
-    stale)."""
-    if record.get("executor") == "slurm":
-        from fslib.slurm import job_alive
+class Executor(Protocol):
+    name: str  # as `--executor` names it, and as its running markers say
 
-        return job_alive(record["job_id"])
-    if record.get("host") != socket.gethostname():
+    @classmethod
+    def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> Executor:
+        """The executor for a batch: `--jobs`, the parameter files' `cluster:` section, the output folder."""
+
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
+        """Run `jobs` (marking each running while it is in flight); return their outcomes in order."""
+
+    @staticmethod
+    def is_alive(marker: dict) -> bool:
+        """Whether the job that left the running marker `marker` still lives (a killed batch leaves stale ones)."""
+
+
+# name -> "module:Class", imported on use: a batch on a laptop never imports the cluster's libraries
+EXECUTORS = {"local": "fslib.executors:LocalExecutor", "slurm": "fslib.slurm:SlurmExecutor"}
+
+
+def executor_class(name: str) -> type[Executor]:
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
+    module, cls = EXECUTORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_executor(name: str, jobs: int, cluster: dict, output_dir: Path) -> Executor:
+    return executor_class(name).for_batch(jobs, cluster, output_dir)
+
+
+def job_alive(marker: dict) -> bool:
+    """Whether the job that left the running marker `marker` still lives, by the executor that wrote it."""
+    if marker.get("executor") not in EXECUTORS:
         return False
-    try:
-        os.kill(record["pid"], 0)
-    except (OSError, KeyError):
-        return False
-    return True
+    return executor_class(marker["executor"]).is_alive(marker)
 
 
 def visible_gpus() -> list[str]:
@@ -58,6 +85,20 @@ class LocalExecutor:
         self.gpus = visible_gpus() if gpus is None else gpus
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> LocalExecutor:
+        return cls(jobs)
+
+    @staticmethod
+    def is_alive(marker: dict) -> bool:
+        if marker.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(marker["pid"], 0)
+        except (OSError, KeyError):
+            return False
+        return True
 
     def _run_one(self, job: Job, slots: queue.Queue) -> Outcome:
         slot = slots.get()
@@ -85,7 +126,7 @@ class LocalExecutor:
             return Outcome(job, True)
         return Outcome(job, False, f"exit status {code}; log: {job.log}", job.log)
 
-    def run(self, jobs: list[Job], description: str) -> list[Outcome]:
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""
         if not jobs:
             return []

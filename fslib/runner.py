@@ -7,19 +7,19 @@ import pandas as pd
 
 from fslib.config import RunConfig, run_dir
 from fslib.ledger import write_run
-from fslib.methods import METHODS
+from fslib.methods import get_method
 from fslib.results import rows_frame
-from fslib.stages import Run
+from fslib.stages import Experiment
 
 
 def run_experiment(config: RunConfig) -> pd.DataFrame:
     """Run one experiment and return its result rows (also written under `run_dir(config)`)."""
-    run = Run(config)
-    c = run.config
-    METHODS[c.method].run(run)
-    frame = rows_frame(run.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
+    experiment = Experiment(config)
+    c = experiment.config
+    get_method(c.method).train_and_evaluate(experiment)
+    frame = rows_frame(experiment.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
                        config_hash=c.config_hash)
-    write_run(run_dir(c), c, frame, run.tables)
+    write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions)
     return frame
 
 

@@ -74,7 +74,15 @@ class SlurmExecutor:
         self.executor = submitit.AutoExecutor(folder=self.log_dir / "%j", cluster="slurm")
         self.executor.update_parameters(**self.parameters)
 
-    def run(self, jobs: list[Job], description: str) -> list[Outcome]:
+    @classmethod
+    def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> SlurmExecutor:
+        return cls(cluster, output_dir)  # how many jobs run at once is the cluster's `array_parallelism`
+
+    @staticmethod
+    def is_alive(marker: dict) -> bool:
+        return job_alive(marker["job_id"])
+
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Submit `jobs` as one array, wait for all of them; a job that fails, is cancelled, times out or loses
         its node is an Outcome with ok=False, the error and its log."""
         if not jobs:

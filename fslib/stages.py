@@ -1,7 +1,7 @@
 """The shared stages every method is composed of: source-training (cached on disk, trained once), target-adapting,
-co-training (with or without stochastic gradient surgery) and evaluation. `Run` holds what one run needs: its
-resolved config, the tokenizer, the data (loaded and tokenised once per language and split), the device, and the
-rows it has measured so far.
+co-training (with or without stochastic gradient surgery) and evaluation. An `Experiment` holds what one run needs:
+its resolved config, the tokenizer, the data (loaded and tokenised once per language and split), the device, and
+the rows it has measured so far.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class Run:
+class Experiment:
     def __init__(self, config: RunConfig):
         self.config = config.resolved()
         self.task = get_task(self.config.task)
@@ -50,6 +50,7 @@ class Run:
         self.collator = Collator(self.task, self.tokenizer)
         self.rows: list[Row] = []
         self.tables: dict[str, pd.DataFrame] = {}  # extra per-run tables (surgery log, gradient similarity)
+        self.predictions: list[dict] = []  # of the final test evaluation, for the task notebooks' views
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
 
@@ -91,23 +92,27 @@ class Run:
         return stage_settings(self.config, adapting=adapting)
 
     # ---- evaluation -------------------------------------------------------------------------------------
-    def score(self, model: torch.nn.Module, lang: str, split: str) -> dict[str, float]:
+    def score(self, model: torch.nn.Module, lang: str, split: str,
+              keep: list[dict] | None = None) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
                         self.config.eval_batch_size, self.device, self.config.bf16,
-                        description=f"evaluating {lang} {split}", progress=self.config.progress)
+                        description=f"evaluating {lang} {split}", progress=self.config.progress, keep=keep)
 
     def measure(self, model: torch.nn.Module, langs: list[str], split: str, *, row_split: str | None = None,
-                epoch: int | None = None, step: int | None = None) -> dict[str, dict[str, float]]:
+                epoch: int | None = None, step: int | None = None,
+                keep_predictions: bool = False) -> dict[str, dict[str, float]]:
         """Score `langs` on `split` and record the rows (under `row_split`, default the split itself)."""
-        scores = {lang: self.score(model, lang, split) for lang in langs}
+        keep = self.predictions if keep_predictions else None
+        scores = {lang: self.score(model, lang, split, keep) for lang in langs}
         for lang, metrics in scores.items():
             self.rows += [Row(lang, row_split or split, metric, value, epoch, step) for metric, value in metrics.items()]
         return scores
 
     def test_rows(self, model: torch.nn.Module, langs: list[str], outcome: TrainOutcome | None = None) -> None:
-        """The final scores of `langs` (split=test), tagged with the selected epoch and the step count."""
+        """The final scores of `langs` (split=test), tagged with the selected epoch and the step count; their
+        predictions are kept."""
         self.measure(model, langs, "test", epoch=outcome.selected_epoch if outcome else None,
-                     step=outcome.steps if outcome else None)
+                     step=outcome.steps if outcome else None, keep_predictions=True)
 
     def curve_langs(self, langs: list[str]) -> list[str]:
         """The languages of `langs` whose curves are wanted (`curve_langs`; the source always)."""
@@ -196,7 +201,8 @@ class Run:
         dev_langs = [SOURCE_LANG] + (self.curve_langs(self.targets) if c.target_dev_curves else [])
         outcome = train(model, data, self.settings(adapting=False), collator=self.collator, seed=c.seed,
                         device=self.device, on_epoch_end=self.curves(dev_langs, SOURCE_LANG), select="best",
-                        surgery=self.surgery(model) if surgery else None, surgery_granularity=c.surgery_granularity,
+                        surgery=self.surgeon_factory(model) if surgery else None,
+                        surgery_granularity=c.surgery_granularity,
                         description=f"{'gradient' if surgery else 'naive'}-co-training {c.task}",
                         progress=c.progress)
         if outcome.surgery_log:
@@ -226,7 +232,9 @@ class Run:
             return dict(fixed[lang])
         return oracle
 
-    def surgery(self, model: torch.nn.Module):
+    def surgeon_factory(self, model: torch.nn.Module):
+        """A function that builds each step's surgeon from that step's per-language gradients; the oracle losses
+        are `model`'s on the oracle batches."""
         c = self.config
         languages = list(self.targets) + ([SOURCE_LANG] if c.oracle_include_source else [])
         oracle = self.oracle_batches()

@@ -11,35 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 import traceback
-import uuid
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-from traitlets import default
-
 from fslib.config import RunConfig, run_dir
+from fslib.execution import execute_notebook
 from fslib.ledger import clear_failure, discard_results, record_failure
 
-NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
 # Parameters the task notebooks name in their parameters cell; every other RunConfig field goes in `extra`.
 NOTEBOOK_PARAMETERS = ("task", "method", "k", "seed", "model", "source", "data_dir", "languages", "target_langs",
                        "method_label", "alpha", "epochs", "learning_rate", "train_batch_size", "target_batch_size",
                        "output_dir", "device")
-
-
-class IPCKernelManager(AsyncKernelManager):
-    """Kernels talk over Unix sockets at a fresh path instead of TCP ports, so that papermill runs started at the
-    same time cannot race for the same port (the known clash of parallel papermill runs)."""
-
-    @default("transport")
-    def _default_transport(self) -> str:
-        return "ipc"
-
-    def _ip_default(self) -> str:
-        return os.path.join(tempfile.gettempdir(), f"fslib-kernel-{uuid.uuid4().hex[:12]}")
 
 
 def notebook_parameters(config: RunConfig) -> dict:
@@ -52,11 +35,9 @@ def notebook_parameters(config: RunConfig) -> dict:
     return named
 
 
-def execute_run(config: RunConfig, kernel_name: str = "python3", log: Path | None = None) -> Path:
+def execute_run_notebook(config: RunConfig, kernel_name: str = "python3", log: Path | None = None) -> Path:
     """Execute the task notebook of `config` into its run folder; returns the folder. A failure is recorded in
     the folder (with `log`, the job's log, where there is one) and raised again."""
-    import papermill
-
     folder = run_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
     clear_failure(folder)
@@ -65,9 +46,7 @@ def execute_run(config: RunConfig, kernel_name: str = "python3", log: Path | Non
     os.environ.setdefault("TQDM_MININTERVAL", "20")
     started = time.time()
     try:
-        papermill.execute_notebook(NOTEBOOKS / f"{config.task}.ipynb", notebook,
-                                   parameters=notebook_parameters(config), kernel_name=kernel_name, cwd=NOTEBOOKS,
-                                   progress_bar=False, kernel_manager_class=IPCKernelManager)
+        execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
     except BaseException as error:
         discard_results(folder)  # rows written before a later cell failed belong to a failed run
         record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started, log)
@@ -77,9 +56,9 @@ def execute_run(config: RunConfig, kernel_name: str = "python3", log: Path | Non
 
 def execute_source_training(config: RunConfig) -> Path:
     """Train (or find) the source model of `config`."""
-    from fslib.stages import Run
+    from fslib.stages import Experiment
 
-    return Run(config).source_model_dir()
+    return Experiment(config).source_model_dir()
 
 
 def execute(job: dict) -> str:
@@ -90,7 +69,8 @@ def execute(job: dict) -> str:
     if job["kind"] == "source":
         return str(execute_source_training(config))
     log = Path(job["log"]) if job.get("log") else None
-    return str(execute_run(config, log=log if log and log.exists() else None))  # Slurm keeps its logs elsewhere
+    # a Slurm job's log is submitit's, elsewhere: the failure record names the executed notebook then
+    return str(execute_run_notebook(config, log=log if log and log.exists() else None))
 
 
 def main(argv: list[str] | None = None) -> int:

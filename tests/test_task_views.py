@@ -20,7 +20,8 @@ NER = [
     # qa: PER right, LOC taken for ORG
     {"lang": "qa", "tokens": ["Ana", "lives", "in", "Paris"], "gold": ["B-PER", "O", "O", "B-LOC"],
      "pred": ["B-PER", "O", "O", "B-ORG"]},
-    {"lang": "qa", "tokens": ["Bob", "Smith", "runs"], "gold": ["B-PER", "I-PER", "O"], "pred": ["B-PER", "I-PER", "O"]},
+    {"lang": "qa", "tokens": ["Bob", "Smith", "runs"], "gold": ["B-PER", "I-PER", "O"],
+     "pred": ["B-PER", "I-PER", "O"]},
     {"lang": "en", "tokens": ["Acme", "Corp", "sells"], "gold": ["B-ORG", "I-ORG", "O"], "pred": ["B-ORG", "O", "O"]},
 ]
 
