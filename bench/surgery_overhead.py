@@ -15,7 +15,7 @@ and prints/saves the ratios gradient/naive (target <= 1.3 on CPU), gradient/refe
 gradient(alpha=0.1)/naive. The model is a small, randomly initialised XLM-R with a 7-label token-classification
 head; the data are synthetic NER-like features (lengths 20-60 drawn once with a fixed seed), collated by the kit's
 own `Collator` and batched by the kit's own `batches` (length-grouped, dynamically padded); the oracle batches are
-built as `fslib.stages.Run.oracle_batches` builds them (a target's K shots as one batch; English: a random source
+built as `fslib.stages.Experiment.oracle_batches` builds them (a target's K shots as one batch; English: a random source
 batch of min(K, micro-batch) examples). Everything is generated once, before any timing.
 
 The step is the kit's own `fslib.training.optimisation_step`, the body of `train()`'s loop (forward under the
@@ -124,7 +124,7 @@ def co_training_features(n_batches: int, args, generator: torch.Generator, token
 
 
 class Oracles:
-    """The oracle batches as `fslib.stages.Run.oracle_batches` makes them: a target's K shots (collated once), or
+    """The oracle batches as `fslib.stages.Experiment.oracle_batches` makes them: a target's K shots (collated once), or
     for English a random batch of min(K, micro-batch) source examples. The English batches are drawn once up
     front (a seeded sequence); each trainer gets its own `view()`, a callable `oracle(lang)` -> batch with its own
     place in that sequence, so every variant sees the same oracle batches."""
@@ -175,7 +175,7 @@ class Trainer:
             self.optimizer, int(settings.warmup_ratio * total_steps), total_steps)
         self.oracle = oracle = oracles.view()
 
-        def oracle_loss(module: torch.nn.Module, lang: str) -> torch.Tensor:  # as fslib.stages.Run.surgery
+        def oracle_loss(module: torch.nn.Module, lang: str) -> torch.Tensor:  # as fslib.stages.Experiment.surgeon_factory
             inputs, _ = to_device(oracle(lang), device)
             with autocast(device, settings.bf16):
                 return module(**inputs).loss

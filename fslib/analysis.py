@@ -1,4 +1,4 @@
-"""Tables of the analyses (SPEC.md §5): Table 1, the per-language tables, the language benefit (Tables 2 and 8)
+"""Tables of the analyses (docs/protocol.md): Table 1, the per-language tables, the language benefit (Tables 2 and 8)
 and the script study (Tables 9 and 10).
 
 Every function takes result rows (`fslib.results.load_results`) or the paper's figures

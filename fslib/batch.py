@@ -1,27 +1,24 @@
 """`fslib batch`: expand parameter files into runs, skip what is done, train the shared source models first, run
 the rest through an executor, record failures and go on, then build the reports.
 
-A run is done when its folder holds results.csv and a config.json with the same config hash; so a batch that
-was interrupted (or edited) and started again runs exactly the missing (or changed) runs.
+A run is done when its folder holds results.csv and a config.json with the same config hash (fslib.ledger reads
+and writes that state); so a batch that was interrupted (or edited) and started again runs exactly the missing
+(or changed) runs.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fslib.config import RunConfig, run_dir
 from fslib.data.errors import DataError
-from fslib.executors import Job, LocalExecutor, running_marker, still_running
+from fslib.executors import job_alive, make_executor
+from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, failure, record_failure, run_status,
+                          source_model_done, source_model_folder)
 from fslib.methods import METHODS
 from fslib.params import load_params
-from fslib.results import CONFIG_FILE, RESULTS_FILE
-from fslib.stages import SOURCE_RECORD, source_model_folder
-from fslib.worker import FAILED_FILE, record_failure
-
-RUN_LOG = "worker.log"  # in the run folder
 
 
 @dataclass
@@ -32,22 +29,6 @@ class PlannedRun:
     @property
     def folder(self) -> Path:
         return run_dir(self.config)
-
-
-def run_status(config: RunConfig) -> str:
-    folder = run_dir(config)
-    if still_running(running_marker(folder / RUN_LOG)):
-        return "running"
-    if (folder / RESULTS_FILE).exists() and (folder / CONFIG_FILE).exists():
-        try:
-            stored = RunConfig.load(folder / CONFIG_FILE).config_hash
-        except (TypeError, ValueError):  # written by another version of the kit
-            stored = None
-        return "done" if stored == config.config_hash else "changed"
-    failure = folder / FAILED_FILE
-    if failure.exists() and json.loads(failure.read_text()).get("config_hash") == config.config_hash:
-        return "failed"
-    return "pending"
 
 
 def _absolute(config: RunConfig) -> RunConfig:
@@ -63,7 +44,7 @@ def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[Plan
     the runs with their status. Returns (runs, the BatchParams)."""
     batches = [load_params(path) for path in param_files]
     if prepare and any(batch.prepare == "offline" for batch in batches):
-        from fslib.cli import prepare_offline
+        from fslib.mini.model import prepare_offline  # torch: only where a file asks for the demo
 
         for data_dir, model in {(run.data_dir, run.model) for batch in batches if batch.prepare for run in batch.runs}:
             prepare_offline(Path(data_dir), Path(model))
@@ -73,7 +54,7 @@ def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[Plan
             config = _absolute(config)
             if config.run_id not in seen:
                 seen.add(config.run_id)
-                runs.append(PlannedRun(config, run_status(config)))
+                runs.append(PlannedRun(config, run_status(config, job_alive)))
     return runs, batches
 
 
@@ -86,7 +67,7 @@ def _source_folder(config: RunConfig) -> Path | None:
 
 
 def _uses_source_model(config: RunConfig) -> bool:
-    return METHODS[config.method].uses_source_model
+    return METHODS[config.method].uses_source_model  # plain data: no torch to plan a batch
 
 
 def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
@@ -99,7 +80,7 @@ def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
         if folder is None or folder in seen:
             continue
         seen.add(folder)
-        if (folder / SOURCE_RECORD).exists():
+        if source_model_done(folder):
             reused.append(folder)
         else:
             jobs.append(Job("source", run.config.to_dict(), folder, folder.with_name(folder.name + ".log"),
@@ -109,8 +90,7 @@ def source_jobs(runs: list[PlannedRun]) -> tuple[list[Job], list[Path]]:
 
 def describe(runs: list[PlannedRun], sources: list[Job], reused: list[Path]) -> str:
     counts = Counter(run.status for run in runs)
-    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "pending", "failed", "changed")
-                                               if counts[s])]
+    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])]
     for run in runs:
         lines.append(f"  [{run.status:>7}] {run.config.run_id}  {run.folder}")
     lines.append(f"source models: {len(sources)} to train, {len(reused)} reused")
@@ -125,17 +105,7 @@ def status_report(param_files: list[Path | str]) -> str:
     return describe(runs, sources, reused)
 
 
-def make_executor(name: str, jobs: int, cluster: dict, output_dir: Path):
-    if name == "local":
-        return LocalExecutor(jobs)
-    if name == "slurm":
-        from fslib.slurm import SlurmExecutor
-
-        return SlurmExecutor(cluster, output_dir)
-    raise ValueError(f"unknown executor {name!r}; valid executors: local, slurm")
-
-
-def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: int = 1, dry_run: bool = False,
+def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jobs: int = 1, dry_run: bool = False,
               reports: bool = True) -> int:
     """Run every missing run of the parameter files; returns the exit status (1 if any run failed)."""
     runs, batches = plan(param_files)
@@ -144,9 +114,10 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
     if dry_run:
         return 0
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
-    runner = make_executor(executor, jobs, cluster, Path(runs[0].config.output_dir) if runs else Path("outputs"))
+    output_dir = Path(runs[0].config.output_dir) if runs else Path("outputs")
+    executor = make_executor(executor_name, jobs, cluster, output_dir)
 
-    failed_sources = {outcome.job.folder: outcome.log for outcome in runner.run(sources, "source models")
+    failed_sources = {outcome.job.folder: outcome.log for outcome in executor.run_jobs(sources, "source models")
                       if not outcome.ok}
     todo = [run for run in runs if run.status not in ("done", "running")]  # running: in another batch
     run_jobs, failures = [], 0
@@ -159,15 +130,13 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
                 record_failure(run.folder, run.config, why, None)
                 failures += 1
                 continue
+        clear_failure(run.folder)  # from here on, a failure record is this attempt's
         run_jobs.append(Job("run", run.config.to_dict(), run.folder, run.folder / RUN_LOG, run.config.run_id))
-    for outcome in runner.run(run_jobs, "runs"):
+    for outcome in executor.run_jobs(run_jobs, "runs"):
         if not outcome.ok:
             failures += 1
-            failure = outcome.job.folder / FAILED_FILE
-            inside = json.loads(failure.read_text()) if failure.exists() else {}  # what the notebook said, if anything
-            error = outcome.error + (f"; in the notebook: {inside['error']}" if inside.get("error") else "")
-            notebook = Path(inside["notebook"]) if inside.get("notebook") else None
-            record_failure(outcome.job.folder, RunConfig(**outcome.job.config), error, notebook, log=outcome.log)
+            if failure(outcome.job.folder) is None:  # the job died before it could say why: killed, cancelled
+                record_failure(outcome.job.folder, RunConfig(**outcome.job.config), outcome.error, log=outcome.log)
     if reports:
         from fslib.reports import build_reports
 

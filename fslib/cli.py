@@ -7,18 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
+from fslib.executors import EXECUTORS
+
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
-
-
-def prepare_offline(data_dir: Path, model_dir: Path) -> None:
-    """The offline benchmark at `data_dir` and the tiny model at `model_dir`, made where missing."""
-    from fslib.mini import MANIFEST, generate
-    from fslib.models import build_tiny_model, mini_corpus
-
-    if not (data_dir / MANIFEST).exists():
-        generate(data_dir, seed=0)
-    if not (model_dir / "model.safetensors").exists():  # written last by save_pretrained
-        build_tiny_model(model_dir, mini_corpus(data_dir))
 
 
 def batch(args: argparse.Namespace) -> int:
@@ -26,7 +17,7 @@ def batch(args: argparse.Namespace) -> int:
 
     # SIGTERM (kill, a cluster's time limit) unwinds like Ctrl-C, so the running jobs are stopped too
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    return run_batch(args.params, executor=args.executor, jobs=args.jobs, dry_run=args.dry_run,
+    return run_batch(args.params, executor_name=args.executor, jobs=args.jobs, dry_run=args.dry_run,
                      reports=not args.no_reports)
 
 
@@ -42,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("batch", help="run the grids of parameter files (resumes; failed runs are retried)")
     run.add_argument("params", nargs="+", help="parameter files (params/paper/*.yaml, params/mini/*.yaml)")
-    run.add_argument("--executor", default="local", choices=["local", "slurm"])
+    run.add_argument("--executor", default="local", choices=list(EXECUTORS))
     run.add_argument("--jobs", type=int, default=1, help="local: runs at a time (one GPU each where there are GPUs)")
     run.add_argument("--dry-run", action="store_true", help="print the runs, what is done and what is reused")
     run.add_argument("--no-reports", action="store_true", help="skip the analysis notebooks")

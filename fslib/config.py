@@ -1,10 +1,10 @@
 """A run's configuration: one dataclass, saved as JSON beside the run's result rows.
 
 A run is one task, method, K and seed over a set of languages. Hyper-parameters left at None take the task's
-defaults from the paper (SPEC.md §3), filled in by `resolved()`. The config hash covers every field that says
+defaults from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says
 what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
 not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
-(source models notice such changes by themselves, see fslib.stages.source_model_folder).
+(source models notice such changes by themselves, see fslib.ledger.source_model_folder).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fslib.languages import SOURCE_LANG
+from fslib.methods import METHODS
 from fslib.tasks import get_task
 
-METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT", "naive-co-train", "gradient-co-train")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes")
 
@@ -202,3 +202,16 @@ def run_dir(config: RunConfig) -> Path:
     if resolved.target_langs is not None:
         folder /= "+".join(resolved.target_langs)
     return folder
+
+
+def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
+    """The hyper-parameters of one training stage (fslib.training.StageSettings' fields): target-adapting uses
+    batch K, no accumulation, `target_epochs`, selection per epoch and warm-up by ratio only (a K-shot stage has
+    fewer steps than a fixed warm-up); source-training and co-training the others."""
+    c = config.resolved()
+    return dict(epochs=c.target_epochs if adapting else c.epochs,
+                batch_size=c.target_batch_size if adapting else c.train_batch_size,
+                grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
+                warmup_ratio=c.warmup_ratio, warmup_steps=None if adapting else c.warmup_steps,
+                weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm,
+                bf16=c.bf16, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps)

@@ -21,7 +21,7 @@ from fslib.surgery import FlatGradients
 from fslib.training import autocast, to_device
 
 if TYPE_CHECKING:
-    from fslib.stages import Run
+    from fslib.stages import Experiment
 
 
 def count_sketch(vector: torch.Tensor, dim: int, seed: int, chunk: int = 1 << 24) -> torch.Tensor:
@@ -75,19 +75,20 @@ def gradient_similarity(model: torch.nn.Module, batches: Mapping[str, Iterable[d
                         columns=["lang_a", "lang_b", "cosine"])
 
 
-def record_gradient_similarity(run: Run, model: torch.nn.Module) -> None:
+def record_gradient_similarity(experiment: Experiment, model: torch.nn.Module) -> None:
     """The Figure 1 measurement for a co-training run's selected model, saved with the run."""
-    c = run.config
+    c = experiment.config
     micro_batch = c.train_batch_size // c.grad_accum
-    source = run.features(SOURCE_LANG, "train")
+    source = experiment.features(SOURCE_LANG, "train")
     order = torch.randperm(len(source), generator=torch.Generator().manual_seed(stable_seed("similarity", c.seed)
                                                                                 % 2**63)).tolist()
 
     def source_batches():
         for number in range(c.similarity_source_batches):
             chosen = [order[(number * micro_batch + i) % len(order)] for i in range(micro_batch)]
-            yield run.collator(source.select(chosen).to_list())
+            yield experiment.collator(source.select(chosen).to_list())
 
-    batches = {SOURCE_LANG: source_batches(),
-               **{lang: [run.collator(run.features(lang, "shots").to_list())] for lang in run.targets}}
-    run.tables["gradient_similarity"] = gradient_similarity(model, batches, device=run.device, bf16=c.bf16)
+    shots = {lang: [experiment.collator(experiment.features(lang, "shots").to_list())] for lang in experiment.targets}
+    batches = {SOURCE_LANG: source_batches(), **shots}
+    experiment.tables["gradient_similarity"] = gradient_similarity(model, batches, device=experiment.device,
+                                                                   bf16=c.bf16)

@@ -41,19 +41,48 @@ def predict(model: torch.nn.Module, features: Dataset, collator: Collator, batch
     return outputs
 
 
-def score(task: Task, examples: Dataset, features: Dataset, outputs: list) -> dict[str, float]:
-    """The task's metrics (0-100) of one language's predictions."""
+def decode(task: Task, examples: Dataset, features: Dataset, outputs: list) -> list:
+    """Per example, what the model predicts: a tag sequence (tagging), an answer text (qa) or a label name."""
     if task.kind == "tagging":
-        predicted = tagging_predictions(features, outputs, examples, task.labels, fallback=task.labels[0])
+        return tagging_predictions(features, outputs, examples, task.labels, fallback=task.labels[0])
+    if task.kind == "qa":
+        return qa_predictions(features, [s for s, _ in outputs], [e for _, e in outputs], examples)
+    return [task.labels[i] for i in outputs]
+
+
+def score(task: Task, examples: Dataset, predicted: list) -> dict[str, float]:
+    """The task's metrics (0-100) of one language's decoded predictions."""
+    if task.kind == "tagging":
         return {task.metric: tagging_f1(examples["tags"], predicted)}
     if task.kind == "qa":
-        answers = qa_predictions(features, [s for s, _ in outputs], [e for _, e in outputs], examples)
-        return squad_f1_em(answers, [a["text"] for a in examples["answers"]])
-    return {task.metric: accuracy(examples["label"], [task.labels[i] for i in outputs])}
+        return squad_f1_em(predicted, [a["text"] for a in examples["answers"]])
+    return {task.metric: accuracy(examples["label"], predicted)}
+
+
+def prediction_records(task: Task, examples: Dataset, predicted: list) -> list[dict]:
+    """Gold and predicted side by side, one dict per example: what the task notebooks' views read
+    (fslib.task_views)."""
+    columns = {"tagging": ["lang", "tokens", "tags"], "qa": ["lang", "id", "question", "answers"],
+               "classification": ["lang", "label"]}[task.kind]
+    values = examples.select_columns(columns).to_dict()  # one conversion, not one per row
+    if task.kind == "tagging":
+        return [{"lang": lang, "tokens": tokens, "gold": gold, "pred": pred}
+                for lang, tokens, gold, pred in zip(values["lang"], values["tokens"], values["tags"], predicted)]
+    if task.kind == "qa":
+        return [{"lang": lang, "id": id_, "question": question, "gold": answers["text"], "pred": pred}
+                for lang, id_, question, answers, pred in zip(values["lang"], values["id"], values["question"],
+                                                             values["answers"], predicted)]
+    return [{"lang": lang, "gold": gold, "pred": pred} for lang, gold, pred in zip(values["lang"], values["label"],
+                                                                                 predicted)]
 
 
 def evaluate(model: torch.nn.Module, task: Task, examples: Dataset, features: Dataset, collator: Collator,
              batch_size: int, device: torch.device, bf16: bool = True, description: str = "evaluating",
-             progress: bool = True) -> dict[str, float]:
+             progress: bool = True, keep: list[dict] | None = None) -> dict[str, float]:
+    """The task's metrics of `model` on one language's examples; with `keep`, the predictions are appended to it
+    (see prediction_records)."""
     outputs = predict(model, features, collator, batch_size, device, bf16, description, progress)
-    return score(task, examples, features, outputs)
+    predicted = decode(task, examples, features, outputs)
+    if keep is not None:
+        keep.extend(prediction_records(task, examples, predicted))
+    return score(task, examples, predicted)

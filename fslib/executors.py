@@ -3,11 +3,15 @@
 - `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
   (CUDA_VISIBLE_DEVICES), round-robin. Interrupting the batch kills the running jobs (their runs leave no rows).
 - `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
-Each job in flight leaves a `*.running.json` marker beside its log, which `fslib status` reads.
+
+Every executor follows the `Executor` protocol and is registered in `EXECUTORS` under the name `fslib batch
+--executor` takes. Each job in flight leaves a running marker beside its log (fslib.ledger.mark_running, with
+{"executor": name, ...}); `job_alive` asks that executor whether the job still lives, for `fslib status`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import queue
@@ -17,63 +21,49 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tqdm.auto import tqdm
 
-
-@dataclass
-class Job:
-    kind: str  # "source" | "run"
-    config: dict  # RunConfig fields
-    folder: Path  # what the job makes: a run folder, or a source model folder
-    log: Path  # where the job's output goes
-    name: str
-
-    def payload(self) -> dict:
-        return {"kind": self.kind, "config": self.config}
+from fslib.ledger import Job, Outcome, clear_running, mark_running
 
 
-@dataclass
-class Outcome:
-    job: Job
-    ok: bool
-    error: str | None = None
-    log: Path | None = None  # the job's log, where to look first
+class Executor(Protocol):
+    name: str  # as `--executor` names it, and as its running markers say
+
+    @classmethod
+    def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> Executor:
+        """The executor for a batch: `--jobs`, the parameter files' `cluster:` section, the output folder."""
+
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
+        """Run `jobs` (marking each running while it is in flight); return their outcomes in order."""
+
+    @staticmethod
+    def is_alive(marker: dict) -> bool:
+        """Whether the job that left the running marker `marker` still lives (a killed batch leaves stale ones)."""
 
 
-def running_marker(log: Path) -> Path:
-    """Where a job in flight says so, beside its log: read by `fslib status`."""
-    return log.with_name(log.stem + ".running.json")
+# name -> "module:Class", imported on use: a batch on a laptop never imports the cluster's libraries
+EXECUTORS = {"local": "fslib.executors:LocalExecutor", "slurm": "fslib.slurm:SlurmExecutor"}
 
 
-def mark_running(job: Job, record: dict) -> None:
-    job.log.parent.mkdir(parents=True, exist_ok=True)
-    running_marker(job.log).write_text(json.dumps(record))
+def executor_class(name: str) -> type[Executor]:
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
+    module, cls = EXECUTORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
-def clear_running(job: Job) -> None:
-    running_marker(job.log).unlink(missing_ok=True)
+def make_executor(name: str, jobs: int, cluster: dict, output_dir: Path) -> Executor:
+    return executor_class(name).for_batch(jobs, cluster, output_dir)
 
 
-def still_running(marker: Path) -> bool:
-    """Whether the job that wrote `marker` is still alive (a marker left by a killed batch is stale)."""
-    try:
-        record = json.loads(marker.read_text())
-    except (OSError, ValueError):
+def job_alive(marker: dict) -> bool:
+    """Whether the job that left the running marker `marker` still lives, by the executor that wrote it."""
+    if marker.get("executor") not in EXECUTORS:
         return False
-    if record.get("executor") == "slurm":
-        from fslib.slurm import job_alive
-
-        return job_alive(record["job_id"])
-    if record.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(record["pid"], 0)
-    except (OSError, KeyError):
-        return False
-    return True
+    return executor_class(marker["executor"]).is_alive(marker)
 
 
 def visible_gpus() -> list[str]:
@@ -96,6 +86,20 @@ class LocalExecutor:
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> LocalExecutor:
+        return cls(jobs)
+
+    @staticmethod
+    def is_alive(marker: dict) -> bool:
+        if marker.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(marker["pid"], 0)
+        except (OSError, KeyError):
+            return False
+        return True
+
     def _run_one(self, job: Job, slots: queue.Queue) -> Outcome:
         slot = slots.get()
         env = dict(os.environ)
@@ -110,19 +114,19 @@ class LocalExecutor:
                                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                 with self._lock:
                     self._running.add(process)
-                mark_running(job, {"executor": "local", "pid": process.pid, "host": socket.gethostname(),
-                                   "log": str(job.log)})
+                mark_running(job.log, {"executor": "local", "pid": process.pid, "host": socket.gethostname(),
+                                       "log": str(job.log)})
                 code = process.wait()
                 with self._lock:
                     self._running.discard(process)
         finally:
-            clear_running(job)
+            clear_running(job.log)
             slots.put(slot)
         if code == 0:
             return Outcome(job, True)
         return Outcome(job, False, f"exit status {code}; log: {job.log}", job.log)
 
-    def run(self, jobs: list[Job], description: str) -> list[Outcome]:
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""
         if not jobs:
             return []

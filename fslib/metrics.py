@@ -57,9 +57,15 @@ def squad_f1_em(predictions: list[str], references: list[list[str]]) -> dict[str
         raise ValueError("no predictions to score")
     f1 = exact = 0.0
     for prediction, golds in zip(predictions, references):
-        f1 += max(_f1(prediction, gold) for gold in golds)
-        exact += max(float(_normalize_answer(prediction) == _normalize_answer(gold)) for gold in golds)
+        one_f1, one_exact = answer_f1_em(prediction, golds)
+        f1, exact = f1 + one_f1, exact + one_exact
     return {"f1": 100.0 * f1 / len(predictions), "exact_match": 100.0 * exact / len(predictions)}
+
+
+def answer_f1_em(prediction: str, golds: list[str]) -> tuple[float, float]:
+    """One answer's SQuAD F1 and exact match (0-1), each the best over the gold answers."""
+    return (max(_f1(prediction, gold) for gold in golds),
+            max(float(_normalize_answer(prediction) == _normalize_answer(gold)) for gold in golds))
 
 
 def accuracy(gold: list, pred: list) -> float:

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import yaml
 
-from fslib.config import METHODS, RunConfig, field_names
+from fslib.config import RunConfig, field_names
 from fslib.data.xtreme import available_languages
 from fslib.languages import LANGUAGES, SOURCE_LANG
+from fslib.methods import METHODS
 from fslib.tasks import TASKS
 
 TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fslib.execution import execute_notebook
 from fslib.files import write_atomic
 from fslib.results import RESULTS_FILE, load_results
 from fslib.similarity import SIMILARITY_FILE
-from fslib.worker import NOTEBOOKS, IPCKernelManager
 
 DESCRIPTIONS = {
     "main_results": "Table 1 and the per-language tables, beside the paper's figures",
@@ -62,17 +62,13 @@ def _results_fingerprint(runs_dir: Path) -> str:
 
 
 def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, reports_dir: Path) -> tuple[str, str | None]:
-    import papermill
     from nbconvert import HTMLExporter
 
     folder = reports_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     executed = folder / f"{name}.ipynb"
     try:
-        papermill.execute_notebook(NOTEBOOKS / f"{notebook}.ipynb", executed,
-                                   parameters={"results_path": str(runs_dir), "output_dir": str(folder), **parameters},
-                                   kernel_name="python3", cwd=NOTEBOOKS, progress_bar=False,
-                                   kernel_manager_class=IPCKernelManager)
+        execute_notebook(notebook, executed, {"results_path": str(runs_dir), "output_dir": str(folder), **parameters})
         error = None
     except Exception as failure:  # the executed notebook keeps the error; the index says so
         error = f"{type(failure).__name__}: {str(failure)[-500:]}"

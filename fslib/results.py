@@ -3,9 +3,9 @@
 Columns: task, method, k, seed, lang, split, metric, value (0-100), epoch, step, run_id, config_hash.
 `split` is "test" for a run's final scores, "dev" for per-epoch dev curves (source and target dev sets) and
 "test-curve" for per-epoch test scores (only with `test_curves`). A run's folder holds `results.csv` (its
-rows), `config.json` (its RunConfig) and possibly `surgery.csv` and `gradient_similarity.csv`; the rows file is
-written last, through a temporary file and a rename, so a folder with `results.csv` is a finished run and a
-failed or interrupted run never leaves rows that look valid.
+rows), `config.json` (its RunConfig) and possibly `surgery.csv` and `gradient_similarity.csv`; fslib.ledger
+writes them, the rows file last, through a temporary file and a rename, so a folder with `results.csv` is a
+finished run and a failed or interrupted run never leaves rows that look valid.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from fslib.files import write_atomic
 
 COLUMNS = ["task", "method", "k", "seed", "lang", "split", "metric", "value", "epoch", "step", "run_id",
            "config_hash"]
@@ -41,12 +39,6 @@ def rows_frame(rows: list[Row], *, task: str, method: str, k: int, seed: int, ru
         frame[column] = value
     frame[["epoch", "step"]] = frame[["epoch", "step"]].astype("Int64")
     return frame[COLUMNS]
-
-
-def write_results(run_dir: Path, frame: pd.DataFrame) -> Path:
-    path = Path(run_dir) / RESULTS_FILE
-    write_atomic(path, lambda temporary: frame.to_csv(temporary, index=False))
-    return path
 
 
 def load_results(path: Path | str) -> pd.DataFrame:

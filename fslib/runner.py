@@ -1,32 +1,25 @@
 """One call runs one experiment: `run_experiment(RunConfig(...))` trains what the method trains, evaluates every
-language, and writes the run's folder (config.json, extra tables, and results.csv last, atomically)."""
+language, and writes the run's folder (through fslib.ledger: config.json, extra tables, and results.csv last)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from fslib.config import RunConfig, run_dir
-from fslib.files import write_atomic
-from fslib.methods import METHODS
-from fslib.results import CONFIG_FILE, rows_frame, write_results
-from fslib.stages import Run
+from fslib.ledger import write_run
+from fslib.methods import get_method
+from fslib.results import rows_frame
+from fslib.stages import Experiment
 
 
 def run_experiment(config: RunConfig) -> pd.DataFrame:
     """Run one experiment and return its result rows (also written under `run_dir(config)`)."""
-    run = Run(config)
-    c = run.config
-    METHODS[c.method].run(run)
-    frame = rows_frame(run.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
+    experiment = Experiment(config)
+    c = experiment.config
+    get_method(c.method).train_and_evaluate(experiment)
+    frame = rows_frame(experiment.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
                        config_hash=c.config_hash)
-    folder = run_dir(c)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.csv"):  # a rerun replaces the old rows and tables, which a new config may not make
-        old.unlink()
-    write_atomic(folder / CONFIG_FILE, lambda temporary: c.save(temporary))
-    for name, table in run.tables.items():
-        write_atomic(folder / f"{name}.csv", lambda temporary, table=table: table.to_csv(temporary, index=False))
-    write_results(folder, frame)
+    write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions)
     return frame
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from fslib.executors import Job, Outcome, clear_running, mark_running
+from fslib.ledger import Job, Outcome, clear_running, mark_running
 from fslib.worker import execute
 
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
@@ -74,7 +74,15 @@ class SlurmExecutor:
         self.executor = submitit.AutoExecutor(folder=self.log_dir / "%j", cluster="slurm")
         self.executor.update_parameters(**self.parameters)
 
-    def run(self, jobs: list[Job], description: str) -> list[Outcome]:
+    @classmethod
+    def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> SlurmExecutor:
+        return cls(cluster, output_dir)  # how many jobs run at once is the cluster's `array_parallelism`
+
+    @staticmethod
+    def is_alive(marker: dict) -> bool:
+        return job_alive(marker["job_id"])
+
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Submit `jobs` as one array, wait for all of them; a job that fails, is cancelled, times out or loses
         its node is an Outcome with ok=False, the error and its log."""
         if not jobs:
@@ -83,7 +91,7 @@ class SlurmExecutor:
         with self.executor.batch():
             submitted = [self.executor.submit(execute, job.payload()) for job in jobs]
         for job, handle in zip(jobs, submitted):
-            mark_running(job, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
+            mark_running(job.log, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
         tqdm.write(f"{description}: submitted Slurm job array {submitted[0].job_id.split('_')[0]} "
                    f"({len(jobs)} jobs; logs in {self.log_dir})")
         outcomes: dict[int, Outcome] = {}
@@ -106,7 +114,7 @@ class SlurmExecutor:
                                                               f"{handle.state}); log: {handle.paths.stderr}",
                                                   handle.paths.stderr)
                     if i in outcomes:
-                        clear_running(job)
+                        clear_running(job.log)
                         bar.update()
                         if not outcomes[i].ok:
                             bar.write(f"failed: {job.name}: {outcomes[i].error}")

@@ -1,12 +1,11 @@
 """The shared stages every method is composed of: source-training (cached on disk, trained once), target-adapting,
-co-training (with or without stochastic gradient surgery) and evaluation. `Run` holds what one run needs: its
-resolved config, the tokenizer, the data (loaded and tokenised once per language and split), the device, and the
-rows it has measured so far.
+co-training (with or without stochastic gradient surgery) and evaluation. An `Experiment` holds what one run needs:
+its resolved config, the tokenizer, the data (loaded and tokenised once per language and split), the device, and
+the rows it has measured so far.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -18,54 +17,23 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.config import RunConfig
+from fslib.config import RunConfig, stage_hyperparameters
 from fslib.data import load_shots, load_split, stable_seed
-from fslib.data.xtreme import xtreme_path
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
 from fslib.languages import SOURCE_LANG
+from fslib.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
 from fslib.models import load_model
 from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
-SOURCE_RECORD = "source_training.json"  # written last: its presence marks a finished source model
-
 
 def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
     """Target-adapting: batch K, no accumulation, `target_epochs`, selection per epoch, warm-up by ratio only
     (a K-shot stage has fewer steps than a fixed warm-up); otherwise the source/co-training settings."""
-    c = config.resolved()
-    return StageSettings(
-        epochs=c.target_epochs if adapting else c.epochs,
-        batch_size=c.target_batch_size if adapting else c.train_batch_size,
-        grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate, warmup_ratio=c.warmup_ratio,
-        warmup_steps=None if adapting else c.warmup_steps, weight_decay=c.weight_decay,
-        adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, bf16=c.bf16, sampler=c.sampler,
-        eval_every_steps=None if adapting else c.select_every_steps)
-
-
-def _stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def source_model_folder(config: RunConfig) -> Path:
-    """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
-    data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
-    sizes and modification times, so regenerating them trains anew."""
-    c = config.resolved()
-    stamps = []
-    if c.source == "xtreme":
-        splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
-        stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
-    if Path(c.model).is_dir():
-        stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
-    key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(vars(stage_settings(c, adapting=False)),
-                      sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev,
-                      c.max_train_examples, c.max_eval_examples, *stamps)
-    return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
+    return StageSettings(**stage_hyperparameters(config, adapting=adapting))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,7 +42,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class Run:
+class Experiment:
     def __init__(self, config: RunConfig):
         self.config = config.resolved()
         self.task = get_task(self.config.task)
@@ -83,6 +51,7 @@ class Run:
         self.collator = Collator(self.task, self.tokenizer)
         self.rows: list[Row] = []
         self.tables: dict[str, pd.DataFrame] = {}  # extra per-run tables (surgery log, gradient similarity)
+        self.predictions: list[dict] = []  # of the final test evaluation, for the task notebooks' views
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
 
@@ -126,23 +95,27 @@ class Run:
         return stage_settings(self.config, adapting=adapting)
 
     # ---- evaluation -------------------------------------------------------------------------------------
-    def score(self, model: torch.nn.Module, lang: str, split: str) -> dict[str, float]:
+    def score(self, model: torch.nn.Module, lang: str, split: str,
+              keep: list[dict] | None = None) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
                         self.config.eval_batch_size, self.device, self.config.bf16,
-                        description=f"evaluating {lang} {split}", progress=self.config.progress)
+                        description=f"evaluating {lang} {split}", progress=self.config.progress, keep=keep)
 
     def measure(self, model: torch.nn.Module, langs: list[str], split: str, *, row_split: str | None = None,
-                epoch: int | None = None, step: int | None = None) -> dict[str, dict[str, float]]:
+                epoch: int | None = None, step: int | None = None,
+                keep_predictions: bool = False) -> dict[str, dict[str, float]]:
         """Score `langs` on `split` and record the rows (under `row_split`, default the split itself)."""
-        scores = {lang: self.score(model, lang, split) for lang in langs}
+        keep = self.predictions if keep_predictions else None
+        scores = {lang: self.score(model, lang, split, keep) for lang in langs}
         for lang, metrics in scores.items():
             self.rows += [Row(lang, row_split or split, metric, value, epoch, step) for metric, value in metrics.items()]
         return scores
 
     def test_rows(self, model: torch.nn.Module, langs: list[str], outcome: TrainOutcome | None = None) -> None:
-        """The final scores of `langs` (split=test), tagged with the selected checkpoint's epoch and step."""
+        """The final scores of `langs` (split=test), tagged with the selected checkpoint's epoch and step; their
+        predictions are kept."""
         self.measure(model, langs, "test", epoch=outcome.selected_epoch if outcome else None,
-                     step=outcome.selected_step if outcome else None)
+                     step=outcome.selected_step if outcome else None, keep_predictions=True)
 
     def curve_langs(self, langs: list[str]) -> list[str]:
         """The languages of `langs` whose curves are wanted (`curve_langs`; the source always)."""
@@ -172,7 +145,7 @@ class Run:
         folder = source_model_folder(self.config)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{folder}.lock"):
-            if not (folder / SOURCE_RECORD).exists():
+            if not source_model_done(folder):
                 self._train_source_model(folder, self.settings(adapting=False))
         return folder
 
@@ -194,23 +167,22 @@ class Run:
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         self.tokenizer.save_pretrained(partial)
-        (partial / SOURCE_RECORD).write_text(json.dumps(
-            {"selected_epoch": outcome.selected_epoch, "selected_step": outcome.selected_step,
-             "steps": outcome.steps, "dev_curve": curve,
-             "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
+        write_source_record(partial, {"selected_epoch": outcome.selected_epoch,
+                                      "selected_step": outcome.selected_step, "steps": outcome.steps,
+                                      "dev_curve": curve, "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
         partial.rename(folder)
 
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:
         """A fresh copy of the source-trained model, and how it was selected (its dev curve becomes rows)."""
         folder = self.source_model_dir()
-        record = json.loads((folder / SOURCE_RECORD).read_text())
+        record = read_source_record(folder)
         outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"],
                                selected_step=record["selected_step"])
         return load_model(folder, self.task), outcome
 
     def source_dev_rows(self) -> None:
         """The source-training dev curve (split=dev, lang=en), as recorded when the source model was trained."""
-        record = json.loads((self.source_model_dir() / SOURCE_RECORD).read_text())
+        record = read_source_record(self.source_model_dir())
         for point in record["dev_curve"]:
             self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"], point["step"])
                           for metric, value in point.items() if metric not in ("epoch", "step")]
@@ -243,7 +215,8 @@ class Run:
         outcome = train(model, data, self.settings(adapting=False), collator=self.collator, seed=c.seed,
                         device=self.device, on_evaluate=self.curves(dev_langs, SOURCE_LANG if self.has_source_dev
                                                                     else None), select=c.selection,
-                        surgery=self.surgery(model) if surgery else None, surgery_granularity=c.surgery_granularity,
+                        surgery=self.surgeon_factory(model) if surgery else None,
+                        surgery_granularity=c.surgery_granularity,
                         description=f"{'gradient' if surgery else 'naive'}-co-training {c.task}",
                         progress=c.progress)
         if outcome.surgery_log:
@@ -278,7 +251,9 @@ class Run:
             return dict(fixed[lang])
         return oracle
 
-    def surgery(self, model: torch.nn.Module):
+    def surgeon_factory(self, model: torch.nn.Module):
+        """A function that builds each step's surgeon from that step's per-language gradients; the oracle losses
+        are `model`'s on the oracle batches."""
         c = self.config
         languages = list(self.targets) + ([SOURCE_LANG] if c.oracle_include_source else [])
         oracle = self.oracle_batches()

@@ -1,4 +1,4 @@
-"""Stochastic gradient surgery (the paper's Algorithm 1; SPEC.md §2).
+"""Stochastic gradient surgery (the paper's Algorithm 1; docs/protocol.md).
 
 At each optimisation step, with probability α, pick one oracle language uniformly, compute the gradient of its
 oracle batch (its K shots; for English, a batch of the source train set) and, if it conflicts with the training

@@ -1,4 +1,4 @@
-"""The four tasks: label sets, metrics, model heads and the paper's hyper-parameters (SPEC.md §3-4)."""
+"""The four tasks: label sets, metrics, model heads and the paper's hyper-parameters (docs/protocol.md)."""
 
 from __future__ import annotations
 

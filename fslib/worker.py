@@ -11,37 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 import traceback
-import uuid
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-from traitlets import default
-
 from fslib.config import RunConfig, run_dir
-from fslib.files import write_atomic
-from fslib.results import RESULTS_FILE
+from fslib.execution import execute_notebook
+from fslib.ledger import clear_failure, discard_results, record_failure
 
-NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
-FAILED_FILE = "FAILED.json"
 # Parameters the task notebooks name in their parameters cell; every other RunConfig field goes in `extra`.
 NOTEBOOK_PARAMETERS = ("task", "method", "k", "seed", "model", "source", "data_dir", "languages", "target_langs",
                        "method_label", "alpha", "epochs", "learning_rate", "train_batch_size", "target_batch_size",
                        "output_dir", "device")
-
-
-class IPCKernelManager(AsyncKernelManager):
-    """Kernels talk over Unix sockets at a fresh path instead of TCP ports, so that papermill runs started at the
-    same time cannot race for the same port (the known clash of parallel papermill runs)."""
-
-    @default("transport")
-    def _default_transport(self) -> str:
-        return "ipc"
-
-    def _ip_default(self) -> str:
-        return os.path.join(tempfile.gettempdir(), f"fslib-kernel-{uuid.uuid4().hex[:12]}")
 
 
 def notebook_parameters(config: RunConfig) -> dict:
@@ -54,55 +35,42 @@ def notebook_parameters(config: RunConfig) -> dict:
     return named
 
 
-def execute_run(config: RunConfig, kernel_name: str = "python3") -> Path:
-    """Execute the task notebook of `config` into its run folder; returns the folder."""
-    import papermill
-
+def execute_run_notebook(config: RunConfig, kernel_name: str = "python3", log: Path | None = None) -> Path:
+    """Execute the task notebook of `config` into its run folder; returns the folder. A failure is recorded in
+    the folder (with `log`, the job's log, where there is one) and raised again."""
     folder = run_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / FAILED_FILE).unlink(missing_ok=True)
+    clear_failure(folder)
     notebook = folder / f"{config.task}.ipynb"
     os.environ.setdefault("FSLIB_PROGRESS", "text")  # inherited by the kernel: see fslib.progress
     os.environ.setdefault("TQDM_MININTERVAL", "20")
     started = time.time()
     try:
-        papermill.execute_notebook(NOTEBOOKS / f"{config.task}.ipynb", notebook,
-                                   parameters=notebook_parameters(config), kernel_name=kernel_name, cwd=NOTEBOOKS,
-                                   progress_bar=False, kernel_manager_class=IPCKernelManager)
+        execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
     except BaseException as error:
-        # rows the notebook wrote before a later cell failed belong to a failed run: remove them
-        (folder / RESULTS_FILE).unlink(missing_ok=True)
-        record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started)
+        discard_results(folder)  # rows written before a later cell failed belong to a failed run
+        record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started, log)
         raise
     return folder
 
 
-def record_failure(folder: Path, config: RunConfig, error: str, notebook: Path | None, started: float | None = None,
-                   log: Path | None = None) -> None:
-    """Write FAILED.json: the error, where to look (executed notebook, log) and the run's config hash."""
-    if len(error) > 4000:  # keep how it starts (what failed) and how it ends (the exception)
-        error = f"{error[:1500]} [...] {error[-2500:]}"
-    record = {"run_id": config.run_id, "config_hash": config.config_hash, "error": error,
-              "notebook": str(notebook) if notebook else None, "log": str(log) if log else None,
-              "seconds": round(time.time() - started, 1) if started else None}
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / FAILED_FILE, lambda temporary: Path(temporary).write_text(json.dumps(record, indent=1)))
-
-
 def execute_source_training(config: RunConfig) -> Path:
     """Train (or find) the source model of `config`."""
-    from fslib.stages import Run
+    from fslib.stages import Experiment
 
-    return Run(config).source_model_dir()
+    return Experiment(config).source_model_dir()
 
 
 def execute(job: dict) -> str:
-    """Run one job, {"kind": "run" | "source", "config": {...RunConfig fields...}}: the entry point of every
-    executor (local subprocesses and Slurm jobs)."""
+    """Run one job, {"kind": "run" | "source", "config": {...RunConfig fields...}, "log": path}: the entry point
+    of every executor (local subprocesses and Slurm jobs). A run that fails records it in its folder; the batch
+    records only the failures of jobs that could not (killed, cancelled, out of time)."""
     config = RunConfig(**job["config"])
     if job["kind"] == "source":
         return str(execute_source_training(config))
-    return str(execute_run(config))
+    log = Path(job["log"]) if job.get("log") else None
+    # a Slurm job's log is submitit's, elsewhere: the failure record names the executed notebook then
+    return str(execute_run_notebook(config, log=log if log and log.exists() else None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ def mini_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, mini_dir) -> Path:
-    from fslib.models import build_tiny_model, mini_corpus
+    from fslib.mini.model import build_tiny_model, mini_corpus
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-xlmr"), mini_corpus(mini_dir))
 

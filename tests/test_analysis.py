@@ -179,7 +179,7 @@ def test_main_table_on_the_reference_gives_table_1():
     results = reference_results()
     with_source = analysis.main_table(results)
     without = analysis.main_table(results, include_source=False)
-    # SPEC.md §3: TyDiQA gradient-co-train K=5 averages 59.34 with en and 58.30 without (58.305 exactly)
+    # docs/protocol.md: TyDiQA gradient-co-train K=5 averages 59.34 with en and 58.30 without (58.305 exactly)
     assert with_source.loc[("tydiqa", 5, "gradient-co-train"), "mean"] == pytest.approx(59.34, abs=0.005)
     assert without.loc[("tydiqa", 5, "gradient-co-train"), "mean"] == pytest.approx(58.30, abs=0.006)
     assert with_source["sd"].isna().all()  # one "seed"

@@ -119,7 +119,7 @@ from fslib.data import DataError, load_split  # noqa: E402
 from fslib.features import truncate_questions  # noqa: E402
 from fslib.languages import MINI_LANGS  # noqa: E402
 from fslib.runner import run_experiment  # noqa: E402
-from fslib.stages import Run  # noqa: E402
+from fslib.stages import Experiment  # noqa: E402
 
 FAST = dict(epochs=1, learning_rate=1e-3, max_train_examples=120, max_eval_examples=30, progress=False,
             eval_batch_size=128, device="cpu")
@@ -144,7 +144,7 @@ def test_selection_every_n_steps_keeps_the_best_step(mini_dir, tiny_model, tmp_p
 
 def test_oracle_batches_follow_the_chosen_rule(mini_dir, tiny_model, tmp_path):
     def sizes(task, **overrides):
-        run = Run(mini_config(mini_dir, tiny_model, tmp_path, task=task, **overrides))
+        run = Experiment(mini_config(mini_dir, tiny_model, tmp_path, task=task, **overrides))
         oracle = run.oracle_batches()
         return {lang: len(oracle(lang)["input_ids"]) for lang in ("en", "qa")}, len(run.features("qa", "shots"))
 

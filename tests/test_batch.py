@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 import yaml
@@ -50,7 +51,11 @@ def test_batch_writes_every_run_and_the_reports(report_batch):
     assert results.run_id.nunique() == 2 + 2 * 4 + 1
     assert set(results[results.split == "test"].method) == {"zero-shot", "ord-FS", "ord-FS+dev", "naive-co-train",
                                                            "gradient-co-train", "gradient-single"}
-    assert (root / "outputs/runs/ner/gradient-single/k1/seed1/qa/ner.ipynb").exists()
+    executed = nbformat.read(root / "outputs/runs/ner/gradient-single/k1/seed1/qa/ner.ipynb", as_version=4)
+    view = executed.cells[next(i for i, cell in enumerate(executed.cells) if "task's view" in cell.source):]
+    shown = "".join(output.get("text", "") + output.get("data", {}).get("text/plain", "")
+                    for cell in view if cell.cell_type == "code" for output in cell.outputs)
+    assert all(word in shown for word in ("LOC", "PER", "all", "errors", "sentence", "qa"))  # NER's own view
     reports = root / "outputs" / "reports"
     index = (reports / "index.html").read_text()
     promised = {"main_results": ["main_results.csv", "main_results_vs_paper.csv", "per_language_ner_k1.csv"],

@@ -17,7 +17,7 @@ from fslib.languages import MINI_LANGS
 from fslib.models import load_model
 from fslib.results import load_results
 from fslib.runner import run_dir, run_experiment
-from fslib.stages import Run
+from fslib.stages import Experiment
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.training import (StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for,
                             to_device)
@@ -38,7 +38,7 @@ def test_tiny_model_really_learns_ner(mini_dir, tiny_model, tmp_path, device):
     time is not asserted, timing belongs to bench/). Predicting all-O scores an entity F1 of 0; a model that only
     memorised the frequent names would miss the unseen names of the dev set, which are a quarter of the
     gazetteers: 40 F1 needs context, and the trained model gets ~60. On CUDA it trains under bf16 autocast."""
-    run = Run(config(mini_dir, tiny_model, tmp_path, "zero-shot", epochs=3, max_train_examples=None,
+    run = Experiment(config(mini_dir, tiny_model, tmp_path, "zero-shot", epochs=3, max_train_examples=None,
                      max_eval_examples=None, device=device))
     folder = run.source_model_dir()
     curve = json.loads((folder / "source_training.json").read_text())["dev_curve"]
@@ -49,14 +49,14 @@ def test_tiny_model_really_learns_ner(mini_dir, tiny_model, tmp_path, device):
 def ner_runs(mini_dir, tiny_model, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("ner-runs")
     trained = []
-    original = Run._train_source_model
+    original = Experiment._train_source_model
 
     def counting(self, folder, settings):  # a spy: records each source-training, then really trains
         trained.append(folder)
         return original(self, folder, settings)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Run, "_train_source_model", counting)
+        patch.setattr(Experiment, "_train_source_model", counting)
         frames = {method: run_experiment(config(mini_dir, tiny_model, output_dir, method))
                   for method in ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT", "naive-co-train",
                                  "gradient-co-train")}
@@ -143,7 +143,7 @@ def test_micro_batch_surgery_and_gradient_similarity(mini_dir, tiny_model, tmp_p
 
 def _source_model_in_another_process(args):
     mini_dir, tiny_model, output_dir = args
-    run = Run(config(mini_dir, tiny_model, output_dir, "zero-shot", epochs=1))
+    run = Experiment(config(mini_dir, tiny_model, output_dir, "zero-shot", epochs=1))
     folder = run.source_model_dir()
     return str(folder), json.loads((folder / "source_training.json").read_text()), os.getpid()
 

@@ -7,7 +7,8 @@ from transformers import (
     XLMRobertaTokenizer,
 )
 
-from fslib.models import load_model, mini_corpus
+from fslib.mini.model import mini_corpus
+from fslib.models import load_model
 
 
 def test_tiny_model_round_trips_through_save_and_from_pretrained(tiny_model, tmp_path):

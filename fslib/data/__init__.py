@@ -5,7 +5,7 @@ Every split has the task's columns plus `lang`:
 - xnli: `premise`, `hypothesis`, `label` (label name)
 - tydiqa: `id`, `context`, `question`, `answers` ({"text": [...], "answer_start": [...]}, as SQuAD)
 
-Split conventions (SPEC.md §3): XNLI has no target train split, its shots come from the target dev split and
+Split conventions (docs/protocol.md): XNLI has no target train split, its shots come from the target dev split and
 are removed from it; TyDiQA's official dev file is the test split, and a target's dev split is its train split
 without the shots (so it needs `k` and `seed`). English TyDiQA has no dev file at all: a fixed tenth of its train
 file, the same for every run, is held out as the source dev set.

@@ -1,7 +1,7 @@
 from fslib.languages import SOURCE_LANG
 from fslib.methods.base import Method
 from fslib.progress import tqdm
-from fslib.stages import Run
+from fslib.stages import Experiment
 
 
 class OrdFS(Method):
@@ -9,22 +9,20 @@ class OrdFS(Method):
     language's K shots, one model per target, last checkpoint. The source language keeps the source model's
     score, as in the paper's tables."""
 
-    name = "ord-FS"
-    uses_source_model = True
     select_on_dev = False
 
-    def run(self, run: Run) -> None:
-        source, outcome = run.source_model()
-        run.test_rows(source, [SOURCE_LANG], outcome)
+    def train_and_evaluate(self, experiment: Experiment) -> None:
+        source, outcome = experiment.source_model()
+        experiment.test_rows(source, [SOURCE_LANG], outcome)
         del source  # each target starts from a fresh copy: do not keep this one on the device
-        for lang in tqdm(run.targets, desc=f"{self.name}: one model per target", disable=not run.config.progress):
-            model, outcome = run.adapt([lang], select_on_dev=self.select_on_dev)
-            run.test_rows(model, [lang], outcome)
+        for lang in tqdm(experiment.targets, desc=f"{self.name}: one model per target",
+                         disable=not experiment.config.progress):
+            model, outcome = experiment.adapt([lang], select_on_dev=self.select_on_dev)
+            experiment.test_rows(model, [lang], outcome)
 
 
 class OrdFSDev(OrdFS):
     """ord-FS with the checkpoint picked on the target language's full dev set (Zhao et al., 2021): the
     unrealistic setting the paper argues against, kept as a baseline."""
 
-    name = "ord-FS+dev"
     select_on_dev = True
