@@ -6,6 +6,7 @@ rows it has measured so far.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from fslib.models import load_model
 from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
+from fslib.timing import PhaseTimer
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
 SOURCE_RECORD = "source_training.json"  # written last: its presence marks a finished source model
@@ -64,6 +66,18 @@ def source_model_folder(config: RunConfig) -> Path:
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 
 
+def timed(phase: str):
+    """Charge a `Run` method's wall time to `phase` of the run's timer (time spent in other timed methods it
+    calls is theirs)."""
+    def decorate(method):
+        @functools.wraps(method)
+        def timed_method(self, *args, **kwargs):
+            with self.timer(phase):
+                return method(self, *args, **kwargs)
+        return timed_method
+    return decorate
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -81,6 +95,7 @@ class Run:
         self.tables: dict[str, pd.DataFrame] = {}  # extra per-run tables (surgery log, gradient similarity)
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
+        self.timer = PhaseTimer()  # seconds per phase (see the @timed methods), saved as timings.json
 
     @property
     def languages(self) -> list[str]:
@@ -93,6 +108,7 @@ class Run:
         return self.config.targets
 
     # ---- data -------------------------------------------------------------------------------------------
+    @timed("load data")
     def examples(self, lang: str, split: str) -> Dataset:
         """One split of one language ("shots" for the K shots), capped as the config says."""
         key = (lang, split)
@@ -109,6 +125,7 @@ class Run:
             self._examples[key] = data
         return self._examples[key]
 
+    @timed("tokenise")
     def features(self, lang: str, split: str) -> Dataset:
         key = (lang, split)
         if key not in self._features:
@@ -120,6 +137,7 @@ class Run:
         return stage_settings(self.config, adapting=adapting)
 
     # ---- evaluation -------------------------------------------------------------------------------------
+    @timed("evaluate")
     def score(self, model: torch.nn.Module, lang: str, split: str) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
                         self.config.eval_batch_size, self.device, self.config.bf16,
@@ -164,6 +182,7 @@ class Run:
                 self._train_source_model(folder, self.settings(adapting=False))
         return folder
 
+    @timed("train")
     def _train_source_model(self, folder: Path, settings: StageSettings) -> None:
         torch.manual_seed(stable_seed("source-training", self.config.seed) % 2**63)
         model = load_model(self.config.model, self.task)
@@ -186,6 +205,7 @@ class Run:
              "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
         partial.rename(folder)
 
+    @timed("load model")
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:
         """A fresh copy of the source-trained model, and how it was selected (its dev curve becomes rows)."""
         folder = self.source_model_dir()
@@ -200,6 +220,7 @@ class Run:
             self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"]) for metric, value in point.items()
                           if metric != "epoch"]
 
+    @timed("train")
     def adapt(self, langs: list[str], *, select_on_dev: bool) -> tuple[PreTrainedModel, TrainOutcome]:
         """Target-adapting: fine-tune the source-trained model on the shots of `langs` (batch K, last checkpoint,
         or the best on the target dev set of the single language with `select_on_dev`)."""
@@ -215,6 +236,7 @@ class Run:
                         description=f"adapting to {'+'.join(langs)}", progress=self.config.progress)
         return model, outcome
 
+    @timed("train")
     def co_train(self, *, surgery: bool) -> tuple[PreTrainedModel, TrainOutcome]:
         """One step: train the pre-trained model on the source train set and the shots of every target, shuffled
         together; the best epoch on the source dev set is kept."""

@@ -93,7 +93,11 @@ def execute_source_training(config: RunConfig) -> Path:
     """Train (or find) the source model of `config`."""
     from fslib.stages import Run
 
-    return Run(config).source_model_dir()
+    run = Run(config)
+    folder = run.source_model_dir()
+    if run.timer.seconds["train"]:  # trained now, not found: say where the time went (seconds)
+        (folder / "timings.json").write_text(json.dumps(run.timer.as_dict(), indent=1) + "\n")
+    return folder
 
 
 def execute(job: dict) -> str:
