@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from fslib.features import input_lengths
 from fslib.progress import tqdm
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
 
@@ -59,7 +60,7 @@ def autocast(device: torch.device, bf16: bool):
 def batches(features: Dataset, micro_batch: int, collator, generator: torch.Generator):
     """Length-grouped, dynamically padded micro-batches (HF's LengthGroupedSampler: random mega-batches sorted
     by length, so padding stays small while the order stays random)."""
-    lengths = [len(ids) for ids in features["input_ids"]]
+    lengths = input_lengths(features)
     sampler = LengthGroupedSampler(micro_batch, lengths=lengths, generator=generator)
     return DataLoader(features, batch_size=micro_batch, sampler=sampler, collate_fn=collator)
 
