@@ -112,6 +112,10 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
     sources, reused = source_jobs(runs)
     print(describe(runs, sources, reused))
     if dry_run:
+        from fslib.cost import dry_run_report
+
+        print(dry_run_report(param_files, [run.config for run in runs],
+                             [run.config for run in runs if run.status not in ("done", "running")]))
         return 0
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
     output_dir = Path(runs[0].config.output_dir) if runs else Path("outputs")

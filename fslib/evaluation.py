@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from fslib.features import Collator, qa_predictions, tagging_predictions
+from fslib.features import Collator, column, input_lengths, qa_predictions, tagging_predictions
 from fslib.metrics import accuracy, squad_f1_em, tagging_f1
 from fslib.progress import tqdm
 from fslib.tasks import Task
@@ -19,11 +19,14 @@ def predict(model: torch.nn.Module, features: Dataset, collator: Collator, batch
     """Per feature: predicted label ids (tagging: one per position; classification: one), or a pair of
     (start, end) logit arrays (qa). Features are batched by length, then put back in order."""
     model.to(device).eval()
-    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
+    order = np.argsort(input_lengths(features), kind="stable")
     outputs: list = [None] * len(order)
+    columns = features.select_columns([name for name in ("input_ids", "attention_mask", "lang")
+                                       if name in features.column_names])
     for start in tqdm(range(0, len(order), batch_size), desc=description, disable=not progress, leave=False):
         chunk = order[start:start + batch_size].tolist()
-        inputs, _ = to_device(collator(features.select(chunk).to_list()), device)
+        rows = columns[chunk]  # one read of the batch's rows, as lists per column
+        inputs, _ = to_device(collator([dict(zip(rows, values)) for values in zip(*rows.values())]), device)
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         inputs = {key: inputs[key] for key in ("input_ids", "attention_mask")}
         with autocast(device, bf16):
@@ -53,10 +56,10 @@ def decode(task: Task, examples: Dataset, features: Dataset, outputs: list) -> l
 def score(task: Task, examples: Dataset, predicted: list) -> dict[str, float]:
     """The task's metrics (0-100) of one language's decoded predictions."""
     if task.kind == "tagging":
-        return {task.metric: tagging_f1(examples["tags"], predicted)}
+        return {task.metric: tagging_f1(column(examples, "tags"), predicted)}
     if task.kind == "qa":
-        return squad_f1_em(predicted, [a["text"] for a in examples["answers"]])
-    return {task.metric: accuracy(examples["label"], predicted)}
+        return squad_f1_em(predicted, [a["text"] for a in column(examples, "answers")])
+    return {task.metric: accuracy(column(examples, "label"), predicted)}
 
 
 def prediction_records(task: Task, examples: Dataset, predicted: list) -> list[dict]:

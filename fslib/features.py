@@ -30,6 +30,19 @@ IGNORE = -100
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "start_positions", "end_positions")
 
 
+def column(dataset: Dataset, name: str) -> list:
+    """A whole column as a list, read at once: `dataset[name]` is a lazy column in datasets 4+, and iterating it
+    formats one row at a time (about ten times slower; evaluation read each column so several times)."""
+    return dataset[name][:]
+
+
+def input_lengths(features: Dataset) -> list[int]:
+    """Tokens per feature, from Arrow's list lengths (no ids are read into Python)."""
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(features.with_format("arrow")["input_ids"]).to_pylist()
+
+
 def tokenize_and_align_labels(batch: dict, indices: list[int], tokenizer: PreTrainedTokenizerBase,
                               label_to_id: dict[str, int], max_length: int) -> dict:
     encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
@@ -166,8 +179,9 @@ def tagging_predictions(features: Dataset, predicted_ids: list[list[int]], examp
                         labels: tuple[str, ...], fallback: str) -> list[list[str]]:
     """Word-level tag sequences of `examples` from per-position predictions of their features (segments of one
     sentence are stitched back together; a word that got no prediction gets `fallback`)."""
-    predictions = [[fallback] * len(tokens) for tokens in examples["tokens"]]
-    for example, word_ids, predicted in zip(features["example_index"], features["word_ids"], predicted_ids):
+    predictions = [[fallback] * len(tokens) for tokens in column(examples, "tokens")]
+    for example, word_ids, predicted in zip(column(features, "example_index"), column(features, "word_ids"),
+                                            predicted_ids):
         for word, label_id in zip(word_ids, predicted):
             if word >= 0:
                 predictions[example][word] = labels[label_id]
@@ -179,8 +193,8 @@ def qa_predictions(features: Dataset, start_logits: list[np.ndarray], end_logits
     """The best answer text of each example over all its windows (run_qa's postprocessing): the highest
     start+end logit over valid spans inside the context."""
     best: list[tuple[float, str]] = [(-np.inf, "")] * len(examples)
-    contexts = examples["context"]
-    for example, offsets, starts, ends in zip(features["example_index"], features["offset_mapping"],
+    contexts = column(examples, "context")
+    for example, offsets, starts, ends in zip(column(features, "example_index"), column(features, "offset_mapping"),
                                               start_logits, end_logits):
         starts, ends = np.asarray(starts)[:len(offsets)], np.asarray(ends)[:len(offsets)]
         for start in np.argsort(starts)[::-1][:n_best]:

@@ -35,6 +35,7 @@ from fslib.languages import SOURCE_LANG
 from fslib.results import CONFIG_FILE, RESULTS_FILE
 
 FAILED_FILE = "FAILED.json"
+TIMINGS_FILE = "timings.json"  # seconds per phase of a run or a source training (fslib.timing)
 PREDICTIONS_FILE = "predictions.jsonl.gz"
 RUN_LOG = "worker.log"
 SOURCE_RECORD = "source_training.json"
@@ -90,8 +91,9 @@ def running_record(log: Path) -> dict | None:
 
 # ---- finished runs -----------------------------------------------------------------------------------------
 def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[str, pd.DataFrame],
-              predictions: list[dict] | None = None) -> None:
-    """A finished run's files; the rows last, so that a folder with results.csv is complete."""
+              predictions: list[dict] | None = None, timings: dict[str, float] | None = None) -> None:
+    """A finished run's files (with `timings`: where its time went, in seconds); the rows last, so that a folder
+    with results.csv is complete."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("*.csv"), folder / PREDICTIONS_FILE]:  # a new config may not make the old tables
         old.unlink(missing_ok=True)
@@ -100,7 +102,14 @@ def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[
         write_atomic(folder / f"{name}.csv", lambda temporary, table=table: table.to_csv(temporary, index=False))
     if predictions:
         write_atomic(folder / PREDICTIONS_FILE, lambda temporary: _write_jsonl_gz(temporary, predictions))
+    if timings:
+        write_timings(folder, timings)
     write_atomic(folder / RESULTS_FILE, lambda temporary: rows.to_csv(temporary, index=False))
+
+
+def write_timings(folder: Path, timings: dict[str, float]) -> None:
+    """Where a run's or a source training's time went (seconds per phase, fslib.timing)."""
+    (folder / TIMINGS_FILE).write_text(json.dumps(timings, indent=1) + "\n")
 
 
 def _write_jsonl_gz(path: str, records: list[dict]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -72,9 +72,17 @@ def style_per_language(table: pd.DataFrame, precision: int = 2):
 
 
 # ---- Tables 2 and 8 -------------------------------------------------------------------------------------------
+def colours(n: int) -> list[tuple]:
+    """n distinct colours: tab10 (tab20 beyond 10), evenly spaced hues beyond 20. Matplotlib's own colour maps:
+    seaborn, needed only for the heatmaps, takes seconds to import in every run's kernel."""
+    if n <= 20:
+        return list(colormaps["tab10" if n <= 10 else "tab20"].colors[:n])
+    return [colormaps["hsv"](i / n) for i in range(n)]
+
+
 def script_palette(scripts) -> dict[str, tuple]:
     names = sorted(set(scripts))
-    return dict(zip(names, sns.color_palette("tab10" if len(names) <= 10 else "tab20", len(names))))
+    return dict(zip(names, colours(len(names))))
 
 
 def plot_language_benefit(benefit: pd.DataFrame, n: int = 5, title: str | None = None) -> Figure:
@@ -110,6 +118,8 @@ def plot_similarity_heatmaps(matrices: dict[str, pd.DataFrame], vmax: float | No
     colour scale from 0 to `vmax` (by default the largest off-diagonal cell) with a shared colour bar. Negative
     cells (conflicting gradients) are masked and so stay white; thin lines separate language families (the
     matrices come ordered by `similarity_matrix`)."""
+    import seaborn as sns  # here only: see colours()
+
     if vmax is None:  # the largest off-diagonal cosine: the diagonal (1) would wash the pairs out
         off = [matrix.to_numpy(dtype=float)[~np.eye(len(matrix), dtype=bool)] for matrix in matrices.values()]
         off = np.concatenate(off) if off else np.array([])
@@ -176,7 +186,7 @@ def plot_dev_curves(curves: pd.DataFrame, title: str | None = None) -> Figure:
     figure = Figure(figsize=(6, 4))
     ax = figure.subplots()
     langs = list(dict.fromkeys(curves["lang"]))
-    palette = dict(zip(langs, sns.color_palette("husl", len(langs))))
+    palette = dict(zip(langs, colours(len(langs))))
     for lang in langs:
         curve = curves[curves["lang"] == lang].sort_values("epoch")
         first_best = curve["value"].idxmax() == curve.index[0]

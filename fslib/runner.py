@@ -3,6 +3,8 @@ language, and writes the run's folder (through fslib.ledger: config.json, extra 
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 
 from fslib.config import RunConfig, run_dir
@@ -14,12 +16,14 @@ from fslib.stages import Experiment
 
 def run_experiment(config: RunConfig) -> pd.DataFrame:
     """Run one experiment and return its result rows (also written under `run_dir(config)`)."""
+    started = time.perf_counter()
     experiment = Experiment(config)
     c = experiment.config
     get_method(c.method).train_and_evaluate(experiment)
+    timings = {**experiment.timer.as_dict(), "run_experiment": round(time.perf_counter() - started, 3)}
     frame = rows_frame(experiment.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
                        config_hash=c.config_hash)
-    write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions)
+    write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions, timings)
     return frame
 
 

@@ -6,6 +6,8 @@ the rows it has measured so far.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import socket
@@ -27,6 +29,7 @@ from fslib.models import load_model
 from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
+from fslib.timing import PhaseTimer
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
 
@@ -34,6 +37,18 @@ def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
     """Target-adapting: batch K, no accumulation, `target_epochs`, selection per epoch, warm-up by ratio only
     (a K-shot stage has fewer steps than a fixed warm-up); otherwise the source/co-training settings."""
     return StageSettings(**stage_hyperparameters(config, adapting=adapting))
+
+
+def timed(phase: str):
+    """Charge a `Run` method's wall time to `phase` of the run's timer (time spent in other timed methods it
+    calls is theirs)."""
+    def decorate(method):
+        @functools.wraps(method)
+        def timed_method(self, *args, **kwargs):
+            with self.timer(phase):
+                return method(self, *args, **kwargs)
+        return timed_method
+    return decorate
 
 
 def resolve_device(name: str) -> torch.device:
@@ -54,6 +69,7 @@ class Experiment:
         self.predictions: list[dict] = []  # of the final test evaluation, for the task notebooks' views
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
+        self.timer = PhaseTimer()  # seconds per phase (see the @timed methods), saved as timings.json
 
     @property
     def languages(self) -> list[str]:
@@ -66,6 +82,7 @@ class Experiment:
         return self.config.targets
 
     # ---- data -------------------------------------------------------------------------------------------
+    @timed("load data")
     def examples(self, lang: str, split: str) -> Dataset:
         """One split of one language ("shots" for the K shots), capped as the config says."""
         key = (lang, split)
@@ -83,6 +100,7 @@ class Experiment:
             self._examples[key] = data
         return self._examples[key]
 
+    @timed("tokenise")
     def features(self, lang: str, split: str) -> Dataset:
         key = (lang, split)
         if key not in self._features:
@@ -95,6 +113,7 @@ class Experiment:
         return stage_settings(self.config, adapting=adapting)
 
     # ---- evaluation -------------------------------------------------------------------------------------
+    @timed("evaluate")
     def score(self, model: torch.nn.Module, lang: str, split: str,
               keep: list[dict] | None = None) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
@@ -149,6 +168,7 @@ class Experiment:
                 self._train_source_model(folder, self.settings(adapting=False))
         return folder
 
+    @timed("train")
     def _train_source_model(self, folder: Path, settings: StageSettings) -> None:
         torch.manual_seed(stable_seed("source-training", self.config.seed) % 2**63)
         model = load_model(self.config.model, self.task)
@@ -172,6 +192,7 @@ class Experiment:
                                       "dev_curve": curve, "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
         partial.rename(folder)
 
+    @timed("load model")
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:
         """A fresh copy of the source-trained model, and how it was selected (its dev curve becomes rows)."""
         folder = self.source_model_dir()
@@ -187,6 +208,7 @@ class Experiment:
             self.rows += [Row(SOURCE_LANG, "dev", metric, value, point["epoch"], point["step"])
                           for metric, value in point.items() if metric not in ("epoch", "step")]
 
+    @timed("train")
     def adapt(self, langs: list[str], *, select_on_dev: bool) -> tuple[PreTrainedModel, TrainOutcome]:
         """Target-adapting: fine-tune the source-trained model on the shots of `langs` (batch K, last checkpoint,
         or the best on the target dev set of the single language with `select_on_dev`)."""
@@ -202,6 +224,7 @@ class Experiment:
                         description=f"adapting to {'+'.join(langs)}", progress=self.config.progress)
         return model, outcome
 
+    @timed("train")
     def co_train(self, *, surgery: bool) -> tuple[PreTrainedModel, TrainOutcome]:
         """One step: train the pre-trained model on the source train set and the shots of every target, shuffled
         together; the best checkpoint on the source dev set is kept (or the last, with `selection: last`)."""

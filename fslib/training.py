@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from fslib.features import input_lengths
 from fslib.progress import tqdm
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
 
@@ -68,7 +69,7 @@ def batches(features: Dataset, micro_batch: int, collator, generator: torch.Gene
     if sampler == "random":
         order = RandomSampler(features, generator=generator)
     elif sampler == "length_grouped":
-        lengths = [len(ids) for ids in features["input_ids"]]
+        lengths = input_lengths(features)
         order = LengthGroupedSampler(micro_batch, lengths=lengths, generator=generator)
     else:
         raise ValueError(f"sampler must be 'length_grouped' or 'random', not {sampler!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fslib.config import RunConfig, run_dir
 from fslib.execution import execute_notebook
-from fslib.ledger import clear_failure, discard_results, record_failure
+from fslib.ledger import clear_failure, discard_results, record_failure, write_timings
 
 # Parameters the task notebooks name in their parameters cell; every other RunConfig field goes in `extra`.
 NOTEBOOK_PARAMETERS = ("task", "method", "k", "seed", "model", "source", "data_dir", "languages", "target_langs",
@@ -58,7 +58,11 @@ def execute_source_training(config: RunConfig) -> Path:
     """Train (or find) the source model of `config`."""
     from fslib.stages import Experiment
 
-    return Experiment(config).source_model_dir()
+    experiment = Experiment(config)
+    folder = experiment.source_model_dir()
+    if experiment.timer.seconds["train"]:  # trained now, not found: say where the time went
+        write_timings(folder, experiment.timer.as_dict())
+    return folder
 
 
 def execute(job: dict) -> str:
