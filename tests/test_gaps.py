@@ -16,6 +16,7 @@ from fslib.diagnostics import cosine_matrix
 from fslib.evaluation import predict
 from fslib.metrics import squad_f1_em, tagging_f1
 from fslib.params import ParamsError, load_params
+from fslib.surgery import project_conflicting
 
 
 # ---- metrics -----------------------------------------------------------------------------------------------
@@ -116,6 +117,22 @@ def test_predict_puts_length_sorted_batches_back_in_order(per_token):
         assert outputs == [[10 + i] * n for i, n in enumerate(lengths)]
     else:
         assert outputs == [10 + i for i in range(len(lengths))]
+
+
+# ---- the projection, as the surgeon calls it ------------------------------------------------------------------
+def test_projection_written_over_the_reference_gradient():
+    """The surgeon passes the dot products it already has and writes the result over the oracle gradient (its
+    buffer is the model's gradient storage): the same numbers as the plain call, and no new buffer."""
+    generator = torch.Generator().manual_seed(5)
+    g, g_ref = torch.randn(1000, generator=generator), torch.randn(1000, generator=generator)
+    g_ref = g_ref if torch.dot(g, g_ref) < 0 else -g_ref
+    expected = project_conflicting(g, g_ref)
+    assert torch.allclose(expected, g - torch.dot(g, g_ref) / torch.dot(g_ref, g_ref) * g_ref, atol=1e-6)
+    buffer = g_ref.clone()
+    result = project_conflicting(g, buffer, dot=torch.dot(g, g_ref), ref_norm2=torch.dot(g_ref, g_ref), out=buffer)
+    assert result.data_ptr() == buffer.data_ptr() and torch.equal(result, expected)
+    same_side = -g_ref
+    assert torch.equal(project_conflicting(g, same_side, out=same_side.clone()), g)
 
 
 # ---- gradient cosines ----------------------------------------------------------------------------------------
