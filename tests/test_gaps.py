@@ -14,9 +14,9 @@ from fslib.data import load_shots, load_split, shot_indices
 from fslib.data.xtreme import read_xtreme, xtreme_path
 from fslib.diagnostics import cosine_matrix
 from fslib.evaluation import predict
-from fslib.metrics import squad_f1_em, tagging_f1
+from fslib.metrics import accuracy, squad_f1_em, tagging_f1
 from fslib.params import ParamsError, load_params
-from fslib.surgery import project_conflicting
+from fslib.surgery import FlatGradients, StochasticGradientSurgery, project_conflicting
 
 
 # ---- metrics -----------------------------------------------------------------------------------------------
@@ -35,6 +35,13 @@ def test_squad_exact_match_after_normalisation_only():
         squad_f1_em(["a", "b"], [["a"]])
     with pytest.raises(ValueError, match="no predictions"):
         squad_f1_em([], [])
+
+
+def test_metric_input_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^accuracy needs equally long, non-empty label lists \(got 2 and 1\)$"):
+        accuracy(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="^gold and predicted tag sequences must have the same number of sentences"):
+        tagging_f1([["O"]], [["O"], ["O"]])
 
 
 def test_ner_chunks_may_start_with_i():
@@ -133,6 +140,21 @@ def test_projection_written_over_the_reference_gradient():
     assert result.data_ptr() == buffer.data_ptr() and torch.equal(result, expected)
     same_side = -g_ref
     assert torch.equal(project_conflicting(g, same_side, out=same_side.clone()), g)
+
+
+def test_surgery_statistics_after_a_single_application():
+    """One application, one surgery, one conflict: the rates are 1 and the mean cosine is that one cosine."""
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    grads = FlatGradients([w])
+    surgeon = StochasticGradientSurgery(grads, ["de"], alpha=1.0, seed=0,
+                                        oracle_loss=lambda lang: -(w * torch.tensor([1.0, 0.0])).sum())
+    (w * torch.tensor([1.0, 1.0])).sum().backward()  # training gradient [1, 1], oracle gradient [-1, 0]
+    surgeon()
+    assert surgeon.stats() == {"surgery_rate": 1.0, "conflict_rate": 1.0,
+                               "mean_cosine": pytest.approx(-2 ** -0.5), "oracle_de": 1.0}
+    assert torch.equal(w.grad, torch.tensor([0.0, 1.0]))
+    surgeon.reset_stats()
+    assert surgeon.stats()["surgery_rate"] == 0.0 and surgeon.stats()["oracle_de"] == 0.0
 
 
 # ---- gradient cosines ----------------------------------------------------------------------------------------
