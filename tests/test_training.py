@@ -83,7 +83,7 @@ def optimiser_steps(monkeypatch):
     return steps
 
 
-def train_toy(select="last", scores=None, spy=False, surgery=None, granularity="step", n=10, **overrides):
+def train_toy(select="last", scores=None, spy=False, surgery=None, granularity="step", n=10, seed=0, **overrides):
     """Train a fresh Toy; `scores[epoch - 1]` is what the epoch-end callback returns. Returns the model, the
     outcome and a copy of the weights at the end of every epoch."""
     model = Toy()
@@ -99,7 +99,7 @@ def train_toy(select="last", scores=None, spy=False, surgery=None, granularity="
         def on_epoch_end(model, epoch):
             snapshots[epoch] = {name: t.detach().clone() for name, t in model.state_dict().items()}
             return scores[epoch - 1] if scores else None
-        outcome = train(model, toy_features(n), settings(**overrides), collator=collate, seed=0, device=CPU,
+        outcome = train(model, toy_features(n), settings(**overrides), collator=collate, seed=seed, device=CPU,
                         on_epoch_end=on_epoch_end, select=select, surgery=surgery(model) if surgery else None,
                         surgery_granularity=granularity, progress=False)
     finally:
@@ -230,6 +230,23 @@ def test_gradients_are_clipped_to_max_grad_norm(optimiser_steps):
     for step in optimiser_steps:
         norm = torch.cat([g.flatten() for g in step["grads"].values()]).norm()
         assert norm == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_the_data_order_is_the_seed_s_alone():
+    """The seed fixes the order of the micro-batches (whatever else used the global RNG); another seed, or the
+    next epoch, shuffles them differently."""
+    def order(seed, epochs=2, disturb=False):
+        model = Toy()
+        if disturb:
+            torch.manual_seed(1234)
+        train(model, toy_features(40), settings(epochs=epochs), collator=collate, seed=seed, device=CPU,
+              progress=False)
+        return [b[:, 0].tolist() for b in model.seen]  # each micro-batch by its first tokens
+    first = order(0)
+    assert first == order(0, disturb=True)
+    assert first != order(1)
+    epoch_1, epoch_2 = first[:10], first[10:]
+    assert epoch_1 != epoch_2 and sorted(map(sorted, epoch_1)) != sorted(map(sorted, epoch_2))
 
 
 def test_same_seed_gives_the_same_weights():
