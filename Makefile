@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lab bench test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
+.PHONY: setup test demo lab bench mutate test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
 
 setup: $(STAMP)
 
@@ -27,6 +27,14 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/surgery_overhead.py
+
+# Mutation testing of the engine modules (pyproject.toml, [tool.mutmut]): hours on a laptop, resumable (mutants/
+# keeps what was done). Single-threaded torch: mutmut forks its test process, and a forked OpenMP pool deadlocks.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(VENV)/bin/pip install --quiet mutmut==3.8.1
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS)
+	$(VENV)/bin/mutmut results --all true | $(PY) scripts/mutation_score.py
 
 # A real one-node Slurm on this machine (Debian packages, root): scripts/slurm-test-cluster.sh.
 SLURM_CLUSTER := bash scripts/slurm-test-cluster.sh

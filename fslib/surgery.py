@@ -7,9 +7,9 @@ gradient (negative dot product), project the training gradient onto the oracle g
 
 Implementation: the model's gradients live in ONE flat buffer (each `param.grad` is a view into it, so autograd
 accumulates straight into it). Surgery copies the training gradient into a second flat buffer, lets the oracle
-backward fill the first, projects with a tensor coefficient `min(dot, 0) / |g_oracle|^2` (no Python `if` on a
-device scalar, so no host sync) and writes the result back: two gradient-sized buffers, one of which is the
-model's own gradient storage, and no `retain_graph`.
+backward fill the first, and `project_conflicting` writes the projection back into it (a tensor coefficient
+`min(dot, 0) / |g_oracle|^2`: no Python `if` on a device scalar, so no host sync): two gradient-sized buffers,
+one of which is the model's own gradient storage, and no `retain_graph`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,16 @@ import torch
 EPS = 1e-20  # guards the division when an oracle gradient is exactly zero (the coefficient is then 0)
 
 
-def project_conflicting(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
-    """`g` unchanged when `g · g_ref >= 0`, else `g` minus its component along `g_ref` (flat tensors)."""
-    dot = torch.dot(g, g_ref)
-    return g - (dot.clamp(max=0) / (g_ref.dot(g_ref) + EPS)) * g_ref
+def project_conflicting(g: torch.Tensor, g_ref: torch.Tensor, *, dot: torch.Tensor | None = None,
+                        ref_norm2: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`g` unchanged when `g · g_ref >= 0`, else `g` minus its component along `g_ref` (flat tensors): the one
+    projection formula of the kit. `dot` and `ref_norm2` (`g_ref · g_ref`) may be passed when already computed;
+    `out` may be `g_ref` itself (the update is elementwise), so the surgeon needs no third buffer. The coefficient
+    stays a device tensor: no host sync."""
+    dot = torch.dot(g, g_ref) if dot is None else dot
+    ref_norm2 = torch.dot(g_ref, g_ref) if ref_norm2 is None else ref_norm2
+    coefficient = dot.clamp(max=0) / (ref_norm2 + EPS)
+    return torch.addcmul(g, g_ref, coefficient, value=-1.0, out=out)  # g - coefficient * g_ref, one pass
 
 
 class FlatGradients:
@@ -95,10 +101,9 @@ class StochasticGradientSurgery:
         self.grads.check_attached()
         dot = torch.dot(self.saved, flat)
         oracle_norm2 = torch.dot(flat, flat)
-        coefficient = dot.clamp(max=0) / (oracle_norm2 + EPS)
         self._conflicts += (dot < 0).float()
         self._cosine_sum += dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
-        torch.addcmul(self.saved, flat, coefficient, value=-1.0, out=flat)  # g_train - coef * g_oracle, one pass
+        project_conflicting(self.saved, flat, dot=dot, ref_norm2=oracle_norm2, out=flat)  # into the model's grads
 
     def stats(self) -> dict[str, float]:
         """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync."""
