@@ -96,11 +96,11 @@ def train_toy(select="last", scores=None, spy=False, surgery=None, granularity="
             self.spied_model = model
         torch.optim.AdamW.__init__ = remember_model
     try:
-        def on_epoch_end(model, epoch):
+        def on_evaluate(model, epoch, step):
             snapshots[epoch] = {name: t.detach().clone() for name, t in model.state_dict().items()}
             return scores[epoch - 1] if scores else None
         outcome = train(model, toy_features(n), settings(**overrides), collator=collate, seed=seed, device=CPU,
-                        on_epoch_end=on_epoch_end, select=select, surgery=surgery(model) if surgery else None,
+                        on_evaluate=on_evaluate, select=select, surgery=surgery(model) if surgery else None,
                         surgery_granularity=granularity, progress=False)
     finally:
         if spy:
