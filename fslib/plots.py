@@ -198,3 +198,21 @@ def plot_selection_curves(curves: pd.DataFrame, title: str | None = None) -> Fig
     ax.set_xlabel("number of epochs n")
     ax.set_ylabel("test score of the selected epoch")
     return _finish(figure, ax, title, legend_outside=False)
+
+
+def style_comparisons(comparisons: pd.DataFrame, precision: int = 2):
+    """`analysis.main_comparisons` as a table: per (task, K, baseline, method) the difference with its 95%
+    interval and the p-values; rows significant after the Holm correction in bold with a '*'."""
+    shown = pd.DataFrame({
+        "task": comparisons["task"], "k": comparisons["k"], "vs": comparisons["baseline"],
+        "method": comparisons["method"],
+        "Δ [95% CI]": [f"{d:+.{precision}f} [{lo:+.{precision}f}, {hi:+.{precision}f}]" + ("*" if s else "")
+                       for d, lo, hi, s in zip(comparisons["delta"], comparisons["ci_low"], comparisons["ci_high"],
+                                               comparisons["significant"])],
+        "p": comparisons["p_value"].map(lambda p: f"{p:.3g}"),
+        "p (Holm)": comparisons["p_holm"].map(lambda p: f"{p:.3g}"),
+        "languages × seeds": [f"{n} × {s}" for n, s in zip(comparisons["n_langs"], comparisons["n_seeds"])],
+    })
+    weight = np.where(comparisons["significant"].to_numpy(bool), "font-weight: bold;", "")
+    return shown.style.hide(axis="index").apply(lambda _: np.repeat(weight[:, None], shown.shape[1], axis=1),
+                                                axis=None)
