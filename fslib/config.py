@@ -18,6 +18,8 @@ from pathlib import Path
 from fslib.languages import SOURCE_LANG
 from fslib.tasks import get_task
 
+PRECISIONS = ("bf16", "fp16", "fp32")
+LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `precision`
 METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT", "naive-co-train", "gradient-co-train")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes")
@@ -62,7 +64,7 @@ class RunConfig:
     max_train_examples: int | None = None  # cap on the source train set (CPU demos); None: all
     max_eval_examples: int | None = None  # cap on each dev/test set (CPU demos); None: all
     eval_batch_size: int = 64
-    bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
+    precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     progress: bool = True
     notes: str = ""
@@ -76,6 +78,8 @@ class RunConfig:
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         if self.surgery_granularity not in ("step", "micro_batch"):
             raise ValueError(f"surgery_granularity must be 'step' or 'micro_batch', not {self.surgery_granularity!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.train_batch_size % self.grad_accum:
             raise ValueError(f"train_batch_size {self.train_batch_size} is not a multiple of grad_accum "
                              f"{self.grad_accum}")
@@ -110,6 +114,8 @@ class RunConfig:
     @property
     def config_hash(self) -> str:
         hashed = {key: value for key, value in self.resolved().to_dict().items() if key not in NOT_HASHED}
+        if hashed["precision"] in LEGACY_BF16:  # runs made before `precision` replaced `bf16` keep their hash
+            hashed["bf16"] = LEGACY_BF16[hashed.pop("precision")]
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -126,6 +132,8 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path | str) -> RunConfig:
         values = json.loads(Path(path).read_text())
+        if "bf16" in values and "precision" not in values:  # a config saved before `precision` replaced `bf16`
+            values["precision"] = "bf16" if values.pop("bf16") else "fp32"
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:

@@ -40,7 +40,7 @@ def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
         epochs=c.target_epochs if adapting else c.epochs,
         batch_size=c.target_batch_size if adapting else c.train_batch_size,
         grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate, warmup_ratio=c.warmup_ratio,
-        weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, bf16=c.bf16)
+        weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm, precision=c.precision)
 
 
 def _stamp(path: Path) -> str:
@@ -122,7 +122,7 @@ class Run:
     # ---- evaluation -------------------------------------------------------------------------------------
     def score(self, model: torch.nn.Module, lang: str, split: str) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
-                        self.config.eval_batch_size, self.device, self.config.bf16,
+                        self.config.eval_batch_size, self.device, self.config.precision,
                         description=f"evaluating {lang} {split}", progress=self.config.progress)
 
     def measure(self, model: torch.nn.Module, langs: list[str], split: str, *, row_split: str | None = None,
@@ -263,7 +263,7 @@ class Run:
 
         def oracle_loss(lang: str) -> torch.Tensor:
             inputs, _ = to_device(oracle(lang), self.device)
-            with autocast(self.device, c.bf16):
+            with autocast(self.device, c.precision):
                 return model(**inputs).loss
 
         return lambda grads: StochasticGradientSurgery(grads, languages, c.alpha, stable_seed("surgery", c.seed),

@@ -1,7 +1,8 @@
 """The one training loop, used by every stage: source-training, target-adapting and co-training.
 
 AdamW (no decay on biases and LayerNorm weights), linear schedule with optional warm-up, gradient accumulation,
-gradient clipping, length-grouped batches with dynamic padding, bf16 autocast on CUDA, an evaluation callback
+gradient clipping, length-grouped batches with dynamic padding, bf16 or fp16 autocast on CUDA (fp16 with a
+gradient scaler, for GPUs without bf16), an evaluation callback
 after every epoch that may select the best checkpoint, and optional stochastic gradient surgery between the
 backward pass and the clipping. Read it top to bottom: `train` is the whole story.
 """
@@ -39,7 +40,7 @@ class StageSettings:
     weight_decay: float = 0.0
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
-    bf16: bool = True  # only on CUDA
+    precision: str = "bf16"  # bf16 | fp16 | fp32 autocast; only on CUDA (fp32 elsewhere)
 
 
 @dataclass
@@ -49,11 +50,22 @@ class TrainOutcome:
     steps: int = 0
 
 
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA; fp32 elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 or fp16 autocast on CUDA (weights, gradients and optimiser state stay fp32); fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if PRECISIONS[precision] is not None and device.type == "cuda":
+        return torch.autocast("cuda", dtype=PRECISIONS[precision])
     return nullcontext()
+
+
+def gradient_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """fp16 on CUDA needs loss scaling (small gradients underflow in fp16); elsewhere a disabled scaler, whose
+    scale/unscale_/step/update are the plain operations."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
 
 
 def batches(features: Dataset, micro_batch: int, collator, generator: torch.Generator):
@@ -83,25 +95,34 @@ def optimizer_for(model: torch.nn.Module, settings: StageSettings) -> torch.opti
 def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatGradients,
                       optimizer: torch.optim.Optimizer, scheduler, settings: StageSettings, device: torch.device,
                       surgeon: Callable[[], None] | None = None, surgery_granularity: str = "step",
-                      where: str = "training") -> torch.Tensor:
+                      scaler: torch.amp.GradScaler | None = None, where: str = "training") -> torch.Tensor:
     """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each
     (stopping on a non-finite loss), the surgery, clipping, AdamW and the schedule; the flat gradient buffer is
-    zeroed for the next step. Returns the last micro-batch's loss."""
+    zeroed for the next step. Returns the last micro-batch's loss.
+
+    With a gradient `scaler` (fp16) the backward passes and the surgery work on scaled gradients (the projection
+    does not depend on the scale; the surgeon must scale its oracle loss the same way, see `train`), which are
+    unscaled before the clipping; a step whose gradients hold an inf or NaN is skipped by the scaler."""
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     for batch in group:
         inputs, langs = to_device(batch, device)
-        with autocast(device, settings.bf16):
+        with autocast(device, settings.precision):
             loss = model(**inputs).loss
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss.item()} at {where}; languages in the batch: "
                                    f"{', '.join(sorted(set(langs)))}")
-        (loss / len(group)).backward()
+        scaler.scale(loss / len(group)).backward()
         if surgeon and surgery_granularity == "micro_batch":
             surgeon()  # the authors' variant: project the running sum after every micro-batch
     if surgeon and surgery_granularity == "step":
         surgeon()
+    scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(grads.parameters, settings.max_grad_norm, foreach=True)
-    optimizer.step()
-    scheduler.step()
+    scale = scaler.get_scale() if scaler.is_enabled() else None
+    scaler.step(optimizer)
+    scaler.update()
+    if scale is None or scaler.get_scale() >= scale:  # a skipped step (scale lowered) leaves the schedule (as HF)
+        scheduler.step()
     grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
     return loss
 
@@ -127,7 +148,10 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     optimizer = optimizer_for(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     grads = FlatGradients(list(model.parameters()))
+    scaler = gradient_scaler(device, settings.precision)
     surgeon = surgery(grads) if surgery else None
+    if surgeon and scaler.is_enabled():
+        surgeon.backward = lambda oracle_loss: scaler.scale(oracle_loss).backward()  # same scale as g_train
     outcome, best_state, best_score = TrainOutcome(selected_epoch=settings.epochs), None, -math.inf
 
     bar = tqdm(total=total_steps, desc=description, disable=not progress, unit="step", leave=False)
@@ -138,7 +162,7 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             outcome.steps += 1
             loss = optimisation_step(model, group, grads=grads, optimizer=optimizer, scheduler=scheduler,
                                      settings=settings, device=device, surgeon=surgeon,
-                                     surgery_granularity=surgery_granularity,
+                                     surgery_granularity=surgery_granularity, scaler=scaler,
                                      where=f"{description}: step {outcome.steps} (epoch {epoch})")
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")

@@ -169,18 +169,18 @@ def test_bf16_autocast_step_on_cuda_keeps_fp32_weights_and_gradients(tiny_model)
     rows = [{"input_ids": [0, 5 + i, 6 + i, 2], "attention_mask": [1] * 4, "labels": [IGNORE, 1, 0, IGNORE],
              "lang": lang} for i, lang in enumerate(["en", "en", "qa", "qb"])]
     batch = collator(rows)
-    settings = StageSettings(epochs=1, batch_size=4, learning_rate=1e-3, bf16=True)
+    settings = StageSettings(epochs=1, batch_size=4, learning_rate=1e-3, precision="bf16")
     grads = FlatGradients(list(model.parameters()))
     optimizer = optimizer_for(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, 10)
 
     def oracle_loss(lang):
         inputs, _ = to_device(collator([row for row in rows if row["lang"] == lang]), device)
-        with autocast(device, True):
+        with autocast(device, "bf16"):
             return model(**inputs).loss
 
     surgeon = StochasticGradientSurgery(grads, ["qa", "qb", "en"], 1.0, 0, oracle_loss)
-    with autocast(device, True):
+    with autocast(device, "bf16"):
         assert model(**to_device(dict(batch), device)[0]).logits.dtype == torch.bfloat16
     before = [p.detach().clone() for p in model.parameters()]
     loss = optimisation_step(model, [dict(batch)], grads=grads, optimizer=optimizer, scheduler=scheduler,

@@ -54,7 +54,7 @@ def kit_weights(alpha, granularity, max_grad_norm):
     model = tiny_model()
     model.train()
     settings = StageSettings(epochs=1, batch_size=MICRO_BATCH * GRAD_ACCUM, learning_rate=1e-2,
-                             grad_accum=GRAD_ACCUM, max_grad_norm=max_grad_norm, bf16=False)
+                             grad_accum=GRAD_ACCUM, max_grad_norm=max_grad_norm, precision="fp32")
     steps = EXAMPLES // (MICRO_BATCH * GRAD_ACCUM)
     optimizer = optimizer_for(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps)
@@ -104,7 +104,7 @@ def test_surgery_after_the_clipping_would_give_other_weights(tmp_path):
     """The place matters: projecting after the clipping (where an on_pre_optimizer_step callback runs) gives other
     weights than SurgeryTrainer, which matches the kit (test above)."""
     model = tiny_model()
-    optimizer = optimizer_for(model, StageSettings(epochs=1, batch_size=4, learning_rate=1e-2, bf16=False))
+    optimizer = optimizer_for(model, StageSettings(epochs=1, batch_size=4, learning_rate=1e-2, precision="fp32"))
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, 3)
     grads = FlatGradients(list(model.parameters()))
     oracles = oracle_batches()
