@@ -22,7 +22,7 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `precision`
 METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT", "naive-co-train", "gradient-co-train")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
-NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes")
+NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard")
 
 
 @dataclass
@@ -66,6 +66,7 @@ class RunConfig:
     eval_batch_size: int = 64
     precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.tracking)
     progress: bool = True
     notes: str = ""
 

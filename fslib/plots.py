@@ -200,6 +200,32 @@ def plot_selection_curves(curves: pd.DataFrame, title: str | None = None) -> Fig
     return _finish(figure, ax, title, legend_outside=False)
 
 
+# ---- training loss -------------------------------------------------------------------------------------------
+def plot_training_loss(training: pd.DataFrame, title: str | None = None) -> Figure:
+    """A run's `training.csv` (fslib.tracking): one panel per kind of stage (source-training, adapting,
+    co-training), the mean loss of each logging interval as a line per stage and each epoch's mean as dots,
+    against the optimiser step."""
+    families = list(dict.fromkeys(training["stage"].str.split().str[0]))
+    figure = Figure(figsize=(4.5 * len(families), 3.5))
+    axes = np.atleast_1d(figure.subplots(1, len(families), squeeze=False)[0])
+    for ax, family in zip(axes, families):
+        rows = training[training["stage"].str.split().str[0] == family]
+        for stage, stage_rows in rows.groupby("stage", sort=False):
+            interval = stage_rows[stage_rows["kind"] == "interval"]
+            epochs = stage_rows[stage_rows["kind"] == "epoch"]
+            line, = ax.plot(interval["step"], interval["loss"], linewidth=1, label=stage)
+            ax.plot(epochs["step"], epochs["loss"], "o", markersize=3, color=line.get_color())
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("training loss")
+        ax.set_title(family, fontsize="medium")
+        if rows["stage"].nunique() > 1:
+            ax.legend(fontsize="x-small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def style_comparisons(comparisons: pd.DataFrame, precision: int = 2):
     """`analysis.main_comparisons` as a table: per (task, K, baseline, method) the difference with its 95%
     interval and the p-values; rows significant after the Holm correction in bold with a '*'."""

@@ -18,7 +18,7 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.config import RunConfig
+from fslib.config import LEGACY_BF16, RunConfig, run_dir
 from fslib.data import load_shots, load_split, stable_seed
 from fslib.data.xtreme import xtreme_path
 from fslib.evaluation import evaluate
@@ -28,6 +28,7 @@ from fslib.models import load_model
 from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
+from fslib.tracking import TENSORBOARD_DIR, TRAINING_COLUMNS, TensorBoardLog
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
 SOURCE_RECORD = "source_training.json"  # written last: its presence marks a finished source model
@@ -59,8 +60,10 @@ def source_model_folder(config: RunConfig) -> Path:
         stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
-    key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(vars(stage_settings(c, adapting=False)),
-                      sort_keys=True), c.max_length, c.doc_stride, c.max_train_examples, c.max_eval_examples, *stamps)
+    settings = dict(vars(stage_settings(c, adapting=False)))
+    if settings["precision"] in LEGACY_BF16:  # models trained before `precision` replaced `bf16` keep their folder
+        settings["bf16"] = LEGACY_BF16[settings.pop("precision")]
+    key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(settings, sort_keys=True), c.max_length, c.doc_stride, c.max_train_examples, c.max_eval_examples, *stamps)
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 
 
@@ -79,6 +82,9 @@ class Run:
         self.collator = Collator(self.task, self.tokenizer)
         self.rows: list[Row] = []
         self.tables: dict[str, pd.DataFrame] = {}  # extra per-run tables (surgery log, gradient similarity)
+        self.training_rows: list[dict] = []  # the training log of every stage (fslib.tracking)
+        self._source_tracked = False
+        self._tensorboard: TensorBoardLog | None = None
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
 
@@ -119,6 +125,25 @@ class Run:
     def settings(self, *, adapting: bool) -> StageSettings:
         return stage_settings(self.config, adapting=adapting)
 
+    # ---- tracking ---------------------------------------------------------------------------------------
+    @property
+    def tensorboard(self) -> TensorBoardLog | None:
+        """The run's TensorBoard log (`tensorboard: true`), opened on first use."""
+        if self.config.tensorboard and self._tensorboard is None:
+            self._tensorboard = TensorBoardLog(run_dir(self.config) / TENSORBOARD_DIR)
+        return self._tensorboard
+
+    def on_log(self, entry: dict) -> None:
+        if self.config.tensorboard:
+            self.tensorboard(entry)
+
+    def track(self, training_log: list[dict]) -> None:
+        """Add a stage's training log to the run's `training` table."""
+        self.training_rows += training_log
+        self.tables["training"] = pd.DataFrame(self.training_rows, columns=TRAINING_COLUMNS)
+        if self.config.tensorboard:
+            self.tensorboard.flush()
+
     # ---- evaluation -------------------------------------------------------------------------------------
     def score(self, model: torch.nn.Module, lang: str, split: str) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
@@ -131,6 +156,8 @@ class Run:
         scores = {lang: self.score(model, lang, split) for lang in langs}
         for lang, metrics in scores.items():
             self.rows += [Row(lang, row_split or split, metric, value, epoch, step) for metric, value in metrics.items()]
+            if self.config.tensorboard and epoch is not None and (row_split or split) != "test":
+                self.tensorboard.scores(row_split or split, lang, metrics, epoch)
         return scores
 
     def test_rows(self, model: torch.nn.Module, langs: list[str], outcome: TrainOutcome | None = None) -> None:
@@ -183,6 +210,7 @@ class Run:
         self.tokenizer.save_pretrained(partial)
         (partial / SOURCE_RECORD).write_text(json.dumps(
             {"selected_epoch": outcome.selected_epoch, "steps": outcome.steps, "dev_curve": curve,
+             "training_log": outcome.training_log,
              "trained_by": f"{socket.gethostname()}:{os.getpid()}"}, indent=1))
         partial.rename(folder)
 
@@ -191,6 +219,11 @@ class Run:
         folder = self.source_model_dir()
         record = json.loads((folder / SOURCE_RECORD).read_text())
         outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"])
+        if not self._source_tracked:  # its training log joins the run's, once
+            self._source_tracked = True
+            for entry in record.get("training_log", []):
+                self.on_log(entry)
+            self.track(record.get("training_log", []))
         return load_model(folder, self.task), outcome
 
     def source_dev_rows(self) -> None:
@@ -212,7 +245,9 @@ class Run:
         outcome = train(model, shots, self.settings(adapting=True), collator=self.collator, seed=self.config.seed,
                         device=self.device, on_epoch_end=self.curves(dev_langs, langs[0] if select_on_dev else None),
                         select="best" if select_on_dev else "last",
-                        description=f"adapting to {'+'.join(langs)}", progress=self.config.progress)
+                        description=f"adapting to {'+'.join(langs)}", progress=self.config.progress,
+                        on_log=self.on_log)
+        self.track(outcome.training_log)
         return model, outcome
 
     def co_train(self, *, surgery: bool) -> tuple[PreTrainedModel, TrainOutcome]:
@@ -228,7 +263,8 @@ class Run:
                         device=self.device, on_epoch_end=self.curves(dev_langs, SOURCE_LANG), select="best",
                         surgery=self.surgery(model) if surgery else None, surgery_granularity=c.surgery_granularity,
                         description=f"{'gradient' if surgery else 'naive'}-co-training {c.task}",
-                        progress=c.progress)
+                        progress=c.progress, on_log=self.on_log)
+        self.track(outcome.training_log)
         if outcome.surgery_log:
             self.tables["surgery"] = pd.DataFrame(outcome.surgery_log)
         return model, outcome

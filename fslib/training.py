@@ -22,6 +22,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from fslib.progress import tqdm
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.tracking import LOG_EVERY
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,6 +49,7 @@ class TrainOutcome:
     selected_epoch: int  # the epoch whose weights the model holds at the end
     surgery_log: list[dict] = field(default_factory=list)  # surgery statistics, one entry per epoch
     steps: int = 0
+    training_log: list[dict] = field(default_factory=list)  # loss and learning rate (fslib.tracking)
 
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -98,12 +100,13 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
                       scaler: torch.amp.GradScaler | None = None, where: str = "training") -> torch.Tensor:
     """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each
     (stopping on a non-finite loss), the surgery, clipping, AdamW and the schedule; the flat gradient buffer is
-    zeroed for the next step. Returns the last micro-batch's loss.
+    zeroed for the next step. Returns the mean loss of the micro-batches.
 
     With a gradient `scaler` (fp16) the backward passes and the surgery work on scaled gradients (the projection
     does not depend on the scale; the surgeon must scale its oracle loss the same way, see `train`), which are
     unscaled before the clipping; a step whose gradients hold an inf or NaN is skipped by the scaler."""
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    losses = []
     for batch in group:
         inputs, langs = to_device(batch, device)
         with autocast(device, settings.precision):
@@ -112,6 +115,7 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
             raise TrainingDiverged(f"loss is {loss.item()} at {where}; languages in the batch: "
                                    f"{', '.join(sorted(set(langs)))}")
         scaler.scale(loss / len(group)).backward()
+        losses.append(loss.detach())
         if surgeon and surgery_granularity == "micro_batch":
             surgeon()  # the authors' variant: project the running sum after every micro-batch
     if surgeon and surgery_granularity == "step":
@@ -124,18 +128,22 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
     if scale is None or scaler.get_scale() >= scale:  # a skipped step (scale lowered) leaves the schedule (as HF)
         scheduler.step()
     grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
-    return loss
+    return torch.stack(losses).mean()
 
 
 def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *, collator, seed: int,
           device: torch.device, on_epoch_end: Callable[[torch.nn.Module, int], float | None] | None = None,
           select: str = "last", surgery: Callable[[FlatGradients], StochasticGradientSurgery] | None = None,
-          surgery_granularity: str = "step", description: str = "training", progress: bool = True) -> TrainOutcome:
+          surgery_granularity: str = "step", description: str = "training", progress: bool = True,
+          log_every: int = LOG_EVERY, on_log: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train `model` in place on `features`.
 
     on_epoch_end(model, epoch) runs after every epoch (1-based) and returns a selection score or None.
     select: "last" keeps the final weights; "best" restores the weights of the epoch with the highest score.
     surgery: builds the stochastic gradient surgery from the model's flat gradients (co-training only).
+    The mean loss and the learning rate of every `log_every` steps and of every epoch go to
+    `outcome.training_log` (stage = `description`); `on_log` sees each entry, and the surgery statistics, as
+    they come (fslib.tracking.TensorBoardLog is one).
     """
     if select not in ("last", "best"):
         raise ValueError(f"select must be 'last' or 'best', not {select!r}")
@@ -154,21 +162,41 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
         surgeon.backward = lambda oracle_loss: scaler.scale(oracle_loss).backward()  # same scale as g_train
     outcome, best_state, best_score = TrainOutcome(selected_epoch=settings.epochs), None, -math.inf
 
+    def log(kind: str, epoch: int, losses: list[float], learning_rate: float) -> None:
+        entry = {"stage": description, "kind": kind, "epoch": epoch, "step": outcome.steps,
+                 "loss": sum(losses) / len(losses), "learning_rate": learning_rate}
+        outcome.training_log.append(entry)
+        if on_log:
+            on_log(entry)
+
     bar = tqdm(total=total_steps, desc=description, disable=not progress, unit="step", leave=False)
     for epoch in range(1, settings.epochs + 1):
         micro_batches = iter(loader)
+        interval_losses, epoch_losses = [], []
         for _ in range(steps_per_epoch):
             group = [b for _, b in zip(range(settings.grad_accum), micro_batches)]
             outcome.steps += 1
+            learning_rate = optimizer.param_groups[0]["lr"]  # the rate this step uses
             loss = optimisation_step(model, group, grads=grads, optimizer=optimizer, scheduler=scheduler,
                                      settings=settings, device=device, surgeon=surgeon,
                                      surgery_granularity=surgery_granularity, scaler=scaler,
                                      where=f"{description}: step {outcome.steps} (epoch {epoch})")
+            loss = loss.item()
+            interval_losses.append(loss)
+            epoch_losses.append(loss)
+            if outcome.steps % log_every == 0:
+                log("interval", epoch, interval_losses, learning_rate)
+                interval_losses = []
             bar.update()
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+        if interval_losses:
+            log("interval", epoch, interval_losses, learning_rate)
+        log("epoch", epoch, epoch_losses, learning_rate)
         if surgeon:
             outcome.surgery_log.append({"epoch": epoch, "step": outcome.steps, **surgeon.stats()})
             surgeon.reset_stats()
+            if on_log:
+                on_log({"stage": description, "kind": "surgery", **outcome.surgery_log[-1]})
         score = on_epoch_end(model, epoch) if on_epoch_end else None
         model.train()
         if select == "best" and score is not None and score > best_score:

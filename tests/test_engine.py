@@ -95,6 +95,19 @@ def test_curves_and_surgery_log(ner_runs):
     assert 0 <= surgery.conflict_rate.min() and surgery.conflict_rate.max() <= 1
 
 
+def test_training_tables_name_every_stage(ner_runs):
+    """Each run's training.csv holds the loss of every stage it trained, the shared source-training included."""
+    output_dir, _, _ = ner_runs
+    runs = output_dir / "runs/ner"
+    stages = {method: set(pd.read_csv(runs / method / ("k0" if method == "zero-shot" else "k5") / "seed1" /
+                                      "training.csv").stage)
+              for method in ("zero-shot", "ord-FS", "co-FT", "gradient-co-train")}
+    assert stages["zero-shot"] == {"source-training ner"}
+    assert stages["ord-FS"] == {"source-training ner"} | {f"adapting to {lang}" for lang in MINI_LANGS[1:]}
+    assert stages["co-FT"] == {"source-training ner", f"adapting to {'+'.join(MINI_LANGS[1:])}"}
+    assert stages["gradient-co-train"] == {"gradient-co-training ner"}
+
+
 def test_same_config_and_seed_give_identical_rows(mini_dir, tiny_model, tmp_path):
     # promised on CPU; CUDA kernels (the embedding backward's atomic adds) are not bitwise reproducible
     first = run_experiment(config(mini_dir, tiny_model, tmp_path / "a", "gradient-co-train", epochs=1, device="cpu"))
