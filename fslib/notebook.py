@@ -11,9 +11,9 @@ from fslib.curves import dev_curves
 from fslib.data import load_shots, load_split
 from fslib.data.errors import DataError
 from fslib.languages import SOURCE_LANG, language
-from fslib.plots import plot_dev_curves, plot_training_loss
+from fslib.plots import plot_dev_curves, plot_training_loss, save_figure
 from fslib.tasks import SPLITS
-from fslib.tracking import TRAINING_FILE
+from fslib.tracking import LOSS_FIGURE, TRAINING_FILE
 
 
 def config_from_parameters(parameters: dict, extra: dict | None = None) -> RunConfig:
@@ -83,12 +83,15 @@ def curves_figure(rows: pd.DataFrame) -> Figure | None:
 
 def loss_figure(config: RunConfig) -> Figure | None:
     """The run's training loss per logging interval and per epoch, every stage it trained (from its
-    `training.csv`; None when the run trained nothing)."""
+    `training.csv`, also saved as its `training_loss.png`, which the reports' index shows; None when the run
+    trained nothing)."""
     path = run_dir(config) / TRAINING_FILE
     if not path.exists():
         return None
     training = pd.read_csv(path)
     if training.empty:
         return None
-    return plot_training_loss(training, title=f"{config.task} {config.label} K={config.k} seed {config.seed}: "
-                                              "training loss")
+    figure = plot_training_loss(training, title=f"{config.task} {config.label} K={config.k} seed {config.seed}: "
+                                                "training loss")
+    save_figure(figure, path.parent / LOSS_FIGURE, dpi=100)
+    return figure
