@@ -131,3 +131,22 @@ def test_bad_arguments_are_named(tmp_path):
         SurgeryTrainer(model=tiny_model(), args=args, oracle_batches={"de": {}}, surgery_granularity="epoch")
     with pytest.raises(ValueError, match="oracle_languages"):
         SurgeryTrainer(model=tiny_model(), args=args, oracle_batches=lambda lang: {})
+
+
+@pytest.mark.cuda
+def test_fp16_trainer_on_cuda_applies_surgery_under_loss_scaling(tmp_path):
+    model = tiny_model()
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=MICRO_BATCH,
+                             gradient_accumulation_steps=GRAD_ACCUM, num_train_epochs=2, learning_rate=1e-3,
+                             fp16=True, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
+    trainer = SurgeryTrainer(model=model, args=args, train_dataset=examples(0, EXAMPLES),
+                             data_collator=default_data_collator, oracle_batches=oracle_batches(),
+                             surgery_alpha=1.0, surgery_seed=7)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.train()
+    assert trainer.accelerator.scaler is not None  # the loss really was scaled
+    assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(a.cpu(), b.cpu()) for a, b in zip(before, model.parameters()))
+    logged = trainer.surgery_log
+    # every step had one surgery: applied, or skipped with the step while the scale settles
+    assert all(entry["surgery/surgery_rate"] + entry["surgery/skipped_surgeries"] == 1.0 for entry in logged)
