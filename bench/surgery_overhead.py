@@ -177,7 +177,7 @@ class Trainer:
 
         def oracle_loss(module: torch.nn.Module, lang: str) -> torch.Tensor:  # as fslib.stages.Experiment.surgeon_factory
             inputs, _ = to_device(oracle(lang), device)
-            with autocast(device, settings.bf16):
+            with autocast(device, settings.precision):
                 return module(**inputs).loss
 
         self.grads = FlatGradients(list(model.parameters()))
@@ -258,7 +258,7 @@ def oracle_pass_ms(template, settings, train_batches, oracles, languages, device
         inputs, _ = to_device(trainer.oracle(languages[index % len(languages)]), device)
         sync(device)
         start = time.perf_counter()
-        with autocast(device, settings.bf16):
+        with autocast(device, settings.precision):
             loss = trainer.model(**inputs).loss
         loss.backward()
         sync(device)
@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     template = XLMRobertaForTokenClassification(config)
     n_parameters = sum(p.numel() for p in template.parameters() if p.requires_grad)
-    settings = StageSettings(epochs=1, batch_size=args.batch_size, learning_rate=2e-5, bf16=args.bf16)  # NER
+    settings = StageSettings(epochs=1, batch_size=args.batch_size, learning_rate=2e-5,
+                             precision="bf16" if args.bf16 else "fp32")  # NER
     languages = list(TARGETS[:args.targets]) + [SOURCE_LANG]  # oracle_include_source=True (the default)
 
     n_batches = args.warmup + args.steps

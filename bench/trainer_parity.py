@@ -96,7 +96,7 @@ def hf_args(out: Path, settings: StageSettings, eval_batch: int, seed: int, devi
         max_grad_norm=settings.max_grad_norm, optim="adamw_torch", train_sampling_strategy="group_by_length",
         logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
         dataloader_num_workers=0, seed=seed, use_cpu=device.type == "cpu",
-        bf16=settings.bf16 and device.type == "cuda")
+        bf16=settings.precision == "bf16" and device.type == "cuda")
 
 
 def timed(function):
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     features, dev = load_data(data_dir, tokenizer, task, args.k, args.train_examples, args.eval_examples,
                               args.max_length)
-    settings = StageSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, bf16=True)
+    settings = StageSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, precision="bf16")
     collator = Collator(task, tokenizer)
     hf_collator = DataCollatorForTokenClassification(tokenizer)
     hf_train = features.select_columns([c for c in MODEL_INPUTS if c in features.column_names])

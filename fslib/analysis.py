@@ -20,6 +20,7 @@ from fslib.curves import (  # noqa: F401
 )
 from fslib.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.reference import ensure_result_rows, load_reference_table1
+from fslib.significance import COMPARISON_COLUMNS, compare_pair, holm
 from fslib.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401
 from fslib.tasks import TASKS, get_task
 
@@ -29,6 +30,7 @@ __all__ = [
     "side_by_side",
     "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
     "language_benefit", "benefit_extremes", "script_study_table",
+    "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
     # from fslib.curves and fslib.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
     "load_gradient_similarity", "similarity_matrix", "conflict_share",
@@ -212,6 +214,55 @@ def benefit_extremes(benefit: pd.DataFrame, n: int = 5) -> tuple[pd.DataFrame, p
     Table 8) of a `language_benefit` table."""
     return benefit.head(n).reset_index(drop=True), \
         benefit.tail(n).iloc[::-1].reset_index(drop=True)
+
+
+# ---- significance ---------------------------------------------------------------------------------------------
+SIGNIFICANCE_BASELINES = ("ord-FS", "naive-co-train")
+
+
+def compare_methods(results: pd.DataFrame, task: str | None = None, k: int | None = None,
+                    method: str = "gradient-co-train", baseline: str = "ord-FS", seed: int = 0) -> pd.DataFrame:
+    """`method` against `baseline` on the test split (headline metric), one row per (task, K) - just one when
+    both are given. Columns: task, k, method, baseline, delta (mean over target languages of the per-language
+    difference of means over seeds; the source language left out), ci_low, ci_high (95% hierarchical bootstrap
+    over languages and seeds), p_value (two-sided paired sign-flip permutation test over languages), n_langs,
+    n_seeds. The schemes are explained in `fslib.significance`. Zero-shot as a baseline is read at k=0."""
+    rows = headline_test_rows(results, task)
+    tasks = [task] if task is not None else sorted(rows["task"].unique(), key=_task_rank)
+    out = []
+    for each_task in tasks:
+        task_rows = rows[rows["task"] == each_task]
+        method_rows = task_rows[task_rows["method"] == method]
+        if method_rows.empty and task is not None:
+            raise ValueError(f"no test results of method {method!r} for task {each_task!r}; methods there: "
+                             f"{', '.join(sorted_methods(task_rows['method'])) or 'none'}")
+        ks = [k] if k is not None else sorted(set(method_rows["k"]) - ({0} if method != ZERO_SHOT else set()))
+        for each_k in ks:
+            at = (lambda name: task_rows[(task_rows["method"] == name) &
+                                         (task_rows["k"] == (0 if name == ZERO_SHOT else each_k))])
+            out.append({"task": each_task, "k": each_k, "method": method, "baseline": baseline,
+                        **compare_pair(at(method), at(baseline), seed=seed)})
+    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+
+
+def main_comparisons(results: pd.DataFrame, baselines=SIGNIFICANCE_BASELINES, alpha: float = 0.05,
+                     seed: int = 0) -> pd.DataFrame:
+    """Every method against each baseline at every (task, K) it ran (`compare_methods` rows), zero-shot and the
+    baselines themselves excluded as methods, plus `p_holm` (Holm-Bonferroni over all the table's tests) and
+    `significant` (p_holm < alpha)."""
+    rows = headline_test_rows(results)
+    methods = [m for m in sorted_methods(rows["method"]) if m != ZERO_SHOT]
+    frames = [compare_methods(results, method=method, baseline=baseline, seed=seed)
+              for baseline in baselines if baseline in set(rows["method"])
+              for method in methods if method != baseline]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)
+    table = table[table["n_langs"] > 0].reset_index(drop=True)
+    table["p_holm"] = holm(table["p_value"])
+    table["significant"] = table["p_holm"] < alpha
+    order = sorted(table.index, key=lambda i: (_task_rank(table.at[i, "task"]), table.at[i, "k"],
+                                               method_rank(table.at[i, "baseline"]),
+                                               method_rank(table.at[i, "method"])))
+    return table.loc[order].reset_index(drop=True)
 
 
 # ---- Tables 9 and 10 ------------------------------------------------------------------------------------------

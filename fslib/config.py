@@ -19,8 +19,10 @@ from fslib.languages import SOURCE_LANG
 from fslib.methods import METHODS
 from fslib.tasks import get_task
 
+PRECISIONS = ("bf16", "fp16", "fp32")
+LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `precision`
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
-NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes")
+NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard")
 
 
 @dataclass
@@ -72,8 +74,9 @@ class RunConfig:
     max_train_examples: int | None = None  # cap on the source train set (CPU demos); None: all
     max_eval_examples: int | None = None  # cap on each dev/test set (CPU demos); None: all
     eval_batch_size: int = 64
-    bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
+    precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.tracking)
     progress: bool = True
     notes: str = ""
 
@@ -100,6 +103,7 @@ class RunConfig:
         if unknown:
             raise ValueError(f"target_langs {unknown} must be evaluated languages other than {SOURCE_LANG!r}; "
                              f"languages: {', '.join(languages)}")
+
         def given(value, default):  # None means "the default"; zero is a value (and validated as one)
             return default if value is None else value
 
@@ -125,6 +129,8 @@ class RunConfig:
     @property
     def config_hash(self) -> str:
         hashed = {key: value for key, value in self.resolved().to_dict().items() if key not in NOT_HASHED}
+        if hashed["precision"] in LEGACY_BF16:  # runs made before `precision` replaced `bf16` keep their hash
+            hashed["bf16"] = LEGACY_BF16[hashed.pop("precision")]
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -141,6 +147,8 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path | str) -> RunConfig:
         values = json.loads(Path(path).read_text())
+        if "bf16" in values and "precision" not in values:  # a config saved before `precision` replaced `bf16`
+            values["precision"] = "bf16" if values.pop("bf16") else "fp32"
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -157,9 +165,9 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": ("step", "micro_batch"), "sampler": ("length_grouped", "random"),
-           "selection": ("best", "last")}
+           "selection": ("best", "last"), "precision": PRECISIONS}
 BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
-            "gradient_similarity", "bf16", "progress")
+            "gradient_similarity", "tensorboard", "progress")
 
 
 def check_values(config: RunConfig) -> None:
@@ -214,4 +222,4 @@ def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
                 grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
                 warmup_ratio=c.warmup_ratio, warmup_steps=None if adapting else c.warmup_steps,
                 weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm,
-                bf16=c.bf16, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps)
+                precision=c.precision, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps)

@@ -121,10 +121,10 @@ class Shape:
     optimizer_ms: float
     source: str  # which numbers are measured, which extrapolated
     eval_fraction: float = 1 / 3  # forward only: about a third of forward+backward (assumed)
-    fp32_token_factor: float = 8.0  # bf16: false runs fp32 matmuls, no tensor-core bf16 (assumed)
+    fp32_token_factor: float = 8.0  # precision: fp32 runs fp32 matmuls, no tensor-core bf16 (assumed)
 
-    def pass_seconds(self, tokens: float, bf16: bool) -> float:
-        return (self.pass_ms + self.token_ms * tokens * (1 if bf16 else self.fp32_token_factor)) / 1000
+    def pass_seconds(self, tokens: float, precision: str) -> float:
+        return (self.pass_ms + self.token_ms * tokens * (self.fp32_token_factor if precision == "fp32" else 1)) / 1000
 
 
 # XLM-R large: surgery_overhead-cuda-large.json, H100, batch 32, padded length 27-60: a naive step 72.0 ms; the
@@ -178,7 +178,7 @@ def _training(cost: Cost, stage: str, config: RunConfig, examples: int, *, batch
     cost.steps[stage] += steps
     cost.passes[stage] += micro_batches * epochs
     if shape:
-        cost.seconds[stage] += (micro_batches * epochs * shape.pass_seconds(min(examples, micro) * tokens, config.bf16)
+        cost.seconds[stage] += (micro_batches * epochs * shape.pass_seconds(min(examples, micro) * tokens, config.precision)
                                 + steps * shape.optimizer_ms / 1000)
     return steps, micro_batches * epochs
 
@@ -188,7 +188,7 @@ def _evaluate(cost: Cost, stage: str, config: RunConfig, examples: int, shape: S
     if shape and examples:
         batches = math.ceil(examples / config.eval_batch_size)
         batch = min(examples, config.eval_batch_size)
-        cost.seconds[stage] += batches * shape.pass_seconds(batch * tokens, config.bf16) * shape.eval_fraction
+        cost.seconds[stage] += batches * shape.pass_seconds(batch * tokens, config.precision) * shape.eval_fraction
 
 
 def evaluation_points(config: RunConfig, steps: int, epochs: int) -> int:
@@ -252,7 +252,7 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
             passes = c.alpha * applications  # each application: one coin, one oracle language drawn uniformly
             cost.passes["oracle passes"] += passes
             if shape:
-                mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.bf16) for lang in oracles)
+                mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision) for lang in oracles)
                 cost.seconds["oracle passes"] += passes * mean_seconds / len(oracles)
         if c.task != "tydiqa" or c.hold_out_source_dev:
             points = evaluation_points(c, steps, c.epochs)
@@ -268,8 +268,8 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
             cost.passes["gradient similarity"] += c.similarity_source_batches + len(targets)
             if shape:
                 cost.seconds["gradient similarity"] += (
-                    c.similarity_source_batches * shape.pass_seconds(micro * tokens, c.bf16)
-                    + len(targets) * shape.pass_seconds(shots(c) * tokens, c.bf16))
+                    c.similarity_source_batches * shape.pass_seconds(micro * tokens, c.precision)
+                    + len(targets) * shape.pass_seconds(shots(c) * tokens, c.precision))
         test(c.languages)
     return cost
 
@@ -279,7 +279,7 @@ def source_key(config: RunConfig) -> tuple:
     c = config.resolved()
     return (c.task, c.model, c.seed, c.source, c.data_dir, c.epochs, c.train_batch_size, c.grad_accum, c.learning_rate,
             c.warmup_ratio, c.warmup_steps, c.max_length, c.doc_stride, c.max_query_length, c.sampler, c.selection,
-            c.select_every_steps, c.hold_out_source_dev, c.max_train_examples, c.max_eval_examples, c.bf16)
+            c.select_every_steps, c.hold_out_source_dev, c.max_train_examples, c.max_eval_examples, c.precision)
 
 
 @dataclass

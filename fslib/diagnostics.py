@@ -49,7 +49,7 @@ def cosine_matrix(vectors: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
 
 
 def gradient_similarity(model: torch.nn.Module, batches: Mapping[str, Iterable[dict]], *,
-                        device: torch.device | None = None, bf16: bool = True, sketch_dim: int = 1 << 20,
+                        device: torch.device | None = None, precision: str = "bf16", sketch_dim: int = 1 << 20,
                         max_exact_bytes: int = 8 << 30) -> pd.DataFrame:
     """Cosine similarity of the languages' mean gradients (over each language's batches of collated features),
     as a tidy table: lang_a, lang_b, cosine. The model is left as it was (eval mode, no gradient)."""
@@ -63,7 +63,7 @@ def gradient_similarity(model: torch.nn.Module, batches: Mapping[str, Iterable[d
         count = 0
         for batch in language_batches:
             inputs, _ = to_device(dict(batch), device)
-            with autocast(device, bf16):
+            with autocast(device, precision):
                 model(**inputs).loss.backward()
             count += 1
         mean = grads.buffer / max(count, 1)
@@ -91,4 +91,4 @@ def record_gradient_similarity(experiment: Experiment, model: torch.nn.Module) -
     shots = {lang: [experiment.collator(experiment.features(lang, "shots").to_list())] for lang in experiment.targets}
     batches = {SOURCE_LANG: source_batches(), **shots}
     experiment.tables["gradient_similarity"] = gradient_similarity(model, batches, device=experiment.device,
-                                                                   bf16=c.bf16)
+                                                                   precision=c.precision)

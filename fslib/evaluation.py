@@ -15,7 +15,7 @@ from fslib.training import autocast, to_device
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, features: Dataset, collator: Collator, batch_size: int, device: torch.device,
-            bf16: bool = True, description: str = "evaluating", progress: bool = True) -> list:
+            precision: str = "bf16", description: str = "evaluating", progress: bool = True) -> list:
     """Per feature: predicted label ids (tagging: one per position; classification: one), or a pair of
     (start, end) logit arrays (qa). Features are batched by length, then put back in order."""
     model.to(device).eval()
@@ -29,7 +29,7 @@ def predict(model: torch.nn.Module, features: Dataset, collator: Collator, batch
         inputs, _ = to_device(collator([dict(zip(rows, values)) for values in zip(*rows.values())]), device)
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         inputs = {key: inputs[key] for key in ("input_ids", "attention_mask")}
-        with autocast(device, bf16):
+        with autocast(device, precision):
             result = model(**inputs)
         if hasattr(result, "start_logits"):
             starts, ends = result.start_logits.float().cpu().numpy(), result.end_logits.float().cpu().numpy()
@@ -80,11 +80,11 @@ def prediction_records(task: Task, examples: Dataset, predicted: list) -> list[d
 
 
 def evaluate(model: torch.nn.Module, task: Task, examples: Dataset, features: Dataset, collator: Collator,
-             batch_size: int, device: torch.device, bf16: bool = True, description: str = "evaluating",
+             batch_size: int, device: torch.device, precision: str = "bf16", description: str = "evaluating",
              progress: bool = True, keep: list[dict] | None = None) -> dict[str, float]:
     """The task's metrics of `model` on one language's examples; with `keep`, the predictions are appended to it
     (see prediction_records)."""
-    outputs = predict(model, features, collator, batch_size, device, bf16, description, progress)
+    outputs = predict(model, features, collator, batch_size, device, precision, description, progress)
     predicted = decode(task, examples, features, outputs)
     if keep is not None:
         keep.extend(prediction_records(task, examples, predicted))

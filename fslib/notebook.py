@@ -6,13 +6,14 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fslib.config import RunConfig, field_names
+from fslib.config import RunConfig, field_names, run_dir
 from fslib.curves import dev_curves
 from fslib.data import load_shots, load_split
 from fslib.data.errors import DataError
 from fslib.languages import SOURCE_LANG, language
-from fslib.plots import plot_dev_curves
+from fslib.plots import plot_dev_curves, plot_training_loss, save_figure
 from fslib.tasks import SPLITS
+from fslib.tracking import LOSS_FIGURE, TRAINING_FILE
 
 
 def config_from_parameters(parameters: dict, extra: dict | None = None) -> RunConfig:
@@ -78,3 +79,19 @@ def curves_figure(rows: pd.DataFrame) -> Figure | None:
     curves = dev_curves(rows, first["task"], int(first["k"]), first["method"],
                         langs=list(rows.loc[rows["split"] == "dev", "lang"].unique()))
     return plot_dev_curves(curves, title=f"{first['task']} {first['method']} K={first['k']}: dev scores")
+
+
+def loss_figure(config: RunConfig) -> Figure | None:
+    """The run's training loss per logging interval and per epoch, every stage it trained (from its
+    `training.csv`, also saved as its `training_loss.png`, which the reports' index shows; None when the run
+    trained nothing)."""
+    path = run_dir(config) / TRAINING_FILE
+    if not path.exists():
+        return None
+    training = pd.read_csv(path)
+    if training.empty:
+        return None
+    figure = plot_training_loss(training, title=f"{config.task} {config.label} K={config.k} seed {config.seed}: "
+                                                "training loss")
+    save_figure(figure, path.parent / LOSS_FIGURE, dpi=100)
+    return figure

@@ -208,3 +208,47 @@ def plot_selection_curves(curves: pd.DataFrame, title: str | None = None) -> Fig
     ax.set_xlabel("number of epochs n")
     ax.set_ylabel("test score of the selected epoch")
     return _finish(figure, ax, title, legend_outside=False)
+
+
+# ---- training loss -------------------------------------------------------------------------------------------
+def plot_training_loss(training: pd.DataFrame, title: str | None = None) -> Figure:
+    """A run's `training.csv` (fslib.tracking): one panel per kind of stage (source-training, adapting,
+    co-training), the mean loss of each logging interval as a line per stage and each epoch's mean as dots,
+    against the optimiser step."""
+    families = list(dict.fromkeys(training["stage"].str.split().str[0]))
+    figure = Figure(figsize=(4.5 * len(families), 3.5))
+    axes = np.atleast_1d(figure.subplots(1, len(families), squeeze=False)[0])
+    for ax, family in zip(axes, families):
+        rows = training[training["stage"].str.split().str[0] == family]
+        for stage, stage_rows in rows.groupby("stage", sort=False):
+            interval = stage_rows[stage_rows["kind"] == "interval"]
+            epochs = stage_rows[stage_rows["kind"] == "epoch"]
+            line, = ax.plot(interval["step"], interval["loss"], linewidth=1, label=stage)
+            ax.plot(epochs["step"], epochs["loss"], "o", markersize=3, color=line.get_color())
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("training loss")
+        ax.set_title(family, fontsize="medium")
+        if rows["stage"].nunique() > 1:
+            ax.legend(fontsize="x-small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def style_comparisons(comparisons: pd.DataFrame, precision: int = 2):
+    """`analysis.main_comparisons` as a table: per (task, K, baseline, method) the difference with its 95%
+    interval and the p-values; rows significant after the Holm correction in bold with a '*'."""
+    shown = pd.DataFrame({
+        "task": comparisons["task"], "k": comparisons["k"], "vs": comparisons["baseline"],
+        "method": comparisons["method"],
+        "Δ [95% CI]": [f"{d:+.{precision}f} [{lo:+.{precision}f}, {hi:+.{precision}f}]" + ("*" if s else "")
+                       for d, lo, hi, s in zip(comparisons["delta"], comparisons["ci_low"], comparisons["ci_high"],
+                                               comparisons["significant"])],
+        "p": comparisons["p_value"].map(lambda p: f"{p:.3g}"),
+        "p (Holm)": comparisons["p_holm"].map(lambda p: f"{p:.3g}"),
+        "languages × seeds": [f"{n} × {s}" for n, s in zip(comparisons["n_langs"], comparisons["n_seeds"])],
+    })
+    weight = np.where(comparisons["significant"].to_numpy(bool), "font-weight: bold;", "")
+    return shown.style.hide(axis="index").apply(lambda _: np.repeat(weight[:, None], shown.shape[1], axis=1),
+                                                axis=None)

@@ -17,6 +17,7 @@ from fslib.execution import execute_notebook
 from fslib.files import write_atomic
 from fslib.results import RESULTS_FILE, load_results
 from fslib.similarity import SIMILARITY_FILE
+from fslib.tracking import LOSS_FIGURE
 
 DESCRIPTIONS = {
     "main_results": "Table 1 and the per-language tables, beside the paper's figures",
@@ -101,15 +102,103 @@ def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Path:
 
 
 def write_index(index: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None]) -> None:
+    """The page to read first: when and with what the reports were built, the headline table (Table 1 and the
+    differences to ord-FS and naive-co-train with their significance), a thumbnail of every figure linking to
+    it, and every report with its notebook (HTML and .ipynb), tables and status."""
+    reports_dir = index.parent
+    sections = [_provenance(), _headline(reports_dir), _thumbnails(reports_dir, jobs),
+                _report_list(reports_dir, jobs, errors), _loss_curves(reports_dir)]
+    page = ("<!doctype html><meta charset='utf-8'><title>fsxl reports</title>"
+            f"<style>{INDEX_CSS}</style><h1>fsxl reports</h1>" + "".join(sections) + "\n")
+    write_atomic(index, lambda temporary: Path(temporary).write_text(page))
+
+
+INDEX_CSS = ("body{font-family:sans-serif;max-width:1200px;margin:1em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
+             ".thumbs{display:flex;flex-wrap:wrap;gap:12px}.thumbs figure{margin:0;width:230px}"
+             ".thumbs img{width:230px;border:1px solid #ddd}.thumbs figcaption{font-size:80%}"
+             ".meta{color:#555}")
+
+
+def _provenance() -> str:
+    """The kit's version, its git commit (with '+changes' when the working tree differs) and the build time."""
+    import subprocess
+    from datetime import datetime, timezone
+
+    from fslib import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += " +changes" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown (not a git checkout)"
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"<p class='meta'>fslib {html.escape(__version__)} · commit {html.escape(commit)} · "
+            f"built {built}</p>")
+
+
+def _headline(reports_dir: Path) -> str:
+    """Table 1 (mean ± sd, coloured against zero-shot) and the significance table, from main_results' CSVs."""
+    from fslib.plots import style_comparisons, style_main_table
+
+    folder = reports_dir / "main_results"
+    parts = []
+    if (folder / "main_results.csv").exists():
+        main = pd.read_csv(folder / "main_results.csv").set_index(["task", "k", "method"])
+        parts.append("<h2>Headline: Table 1</h2><p>Mean ± sd over seeds of the average over languages (source "
+                     "included, as the paper averages); coloured by the difference to zero-shot, best in bold.</p>"
+                     + style_main_table(main).to_html())
+    if (folder / "significance.csv").exists():
+        comparisons = pd.read_csv(folder / "significance.csv")
+        if not comparisons.empty:
+            parts.append("<h2>Differences to ord-FS and naive-co-train</h2><p>Δ over target languages with a 95% "
+                         "bootstrap interval; p from a paired sign-flip test over languages, Holm-corrected "
+                         "over the table; * and bold: significant at 0.05 after the correction.</p>"
+                         + style_comparisons(comparisons).to_html())
+    return "".join(parts) or "<p>No headline table yet (no test results).</p>"
+
+
+def _thumbnails(reports_dir: Path, jobs: list[tuple[str, str, dict]]) -> str:
+    figures = [(name, path) for name, _, _ in jobs for path in sorted((reports_dir / name).glob("*.png"))]
+    if not figures:
+        return ""
+    items = "".join(f'<figure><a href="{name}/{path.name}"><img src="{name}/{path.name}" loading="lazy" '
+                    f'alt="{html.escape(path.stem)}"></a><figcaption><a href="{name}.html">{html.escape(name)}</a>: '
+                    f"{html.escape(path.stem)}</figcaption></figure>" for name, path in figures)
+    return f"<h2>Figures</h2><div class='thumbs'>{items}</div>"
+
+
+def _report_list(reports_dir: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None]) -> str:
     items = []
     for name, notebook, parameters in jobs:
-        files = sorted((index.parent / name).glob("*.[cp][sn][vg]"))  # .csv and .png
+        files = sorted((reports_dir / name).glob("*.[cp][sn][vg]"))  # .csv and .png
         links = " · ".join(f'<a href="{name}/{f.name}">{html.escape(f.name)}</a>' for f in files)
         setting = ", ".join(f"{key}={value}" for key, value in parameters.items())
         status = f' <b style="color:#b00">failed: {html.escape(errors[name])}</b>' if errors.get(name) else ""
-        items.append(f'<li><a href="{name}.html">{html.escape(name)}</a> — {html.escape(DESCRIPTIONS[notebook])}'
+        items.append(f'<li><a href="{name}.html">{html.escape(name)}</a> '
+                     f'(<a href="{name}/{name}.ipynb">notebook</a>) — {html.escape(DESCRIPTIONS[notebook])}'
                      f'{" (" + html.escape(setting) + ")" if setting else ""}{status}<br><small>{links}</small></li>')
-    page = ("<!doctype html><meta charset='utf-8'><title>fsxl reports</title>"
-            "<h1>fsxl reports</h1><p>Executed analysis notebooks (HTML), their tables (CSV) and figures (PNG).</p>"
-            f"<ul>{''.join(items) or '<li>no results yet</li>'}</ul>\n")
-    write_atomic(index, lambda temporary: Path(temporary).write_text(page))
+    return ("<h2>Reports</h2><p>Executed analysis notebooks (HTML, and the .ipynb to open in Jupyter), their tables "
+            f"(CSV) and figures (PNG).</p><ul>{''.join(items) or '<li>no results yet</li>'}</ul>")
+
+
+def _loss_curves(reports_dir: Path) -> str:
+    """A thumbnail of every run's training-loss figure (written by its task notebook), linking to the run's
+    executed notebook."""
+    runs_dir = reports_dir.parent / "runs"
+    figures = sorted(runs_dir.rglob(LOSS_FIGURE)) if runs_dir.is_dir() else []
+    if not figures:
+        return ""
+    items = []
+    for path in figures:
+        run = path.parent.relative_to(runs_dir).as_posix()
+        notebooks = sorted(path.parent.glob("*.ipynb"))
+        target = f"../runs/{run}/{notebooks[0].name}" if notebooks else f"../runs/{run}/{path.name}"
+        items.append(f'<figure><a href="{html.escape(target)}"><img src="../runs/{html.escape(run)}/{path.name}" '
+                     f'loading="lazy" alt="training loss of {html.escape(run)}"></a>'
+                     f"<figcaption>{html.escape(run)}</figcaption></figure>")
+    return f"<h2>Training loss of every run</h2><div class='thumbs'>{''.join(items)}</div>"

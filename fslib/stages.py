@@ -19,7 +19,7 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.config import RunConfig, stage_hyperparameters
+from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.data import load_shots, load_split, stable_seed
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
@@ -30,6 +30,7 @@ from fslib.results import Row
 from fslib.surgery import StochasticGradientSurgery
 from fslib.tasks import get_task
 from fslib.timing import PhaseTimer
+from fslib.tracking import TENSORBOARD_DIR, TRAINING_COLUMNS, TensorBoardLog
 from fslib.training import StageSettings, TrainOutcome, autocast, to_device, train
 
 
@@ -67,6 +68,9 @@ class Experiment:
         self.rows: list[Row] = []
         self.tables: dict[str, pd.DataFrame] = {}  # extra per-run tables (surgery log, gradient similarity)
         self.predictions: list[dict] = []  # of the final test evaluation, for the task notebooks' views
+        self.training_rows: list[dict] = []  # the training log of every stage (fslib.tracking)
+        self._source_tracked = False
+        self._tensorboard: TensorBoardLog | None = None
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
         self.timer = PhaseTimer()  # seconds per phase (see the @timed methods), saved as timings.json
@@ -112,12 +116,31 @@ class Experiment:
     def settings(self, *, adapting: bool) -> StageSettings:
         return stage_settings(self.config, adapting=adapting)
 
+    # ---- tracking ---------------------------------------------------------------------------------------
+    @property
+    def tensorboard(self) -> TensorBoardLog | None:
+        """The run's TensorBoard log (`tensorboard: true`), opened on first use."""
+        if self.config.tensorboard and self._tensorboard is None:
+            self._tensorboard = TensorBoardLog(run_dir(self.config) / TENSORBOARD_DIR)
+        return self._tensorboard
+
+    def on_log(self, entry: dict) -> None:
+        if self.config.tensorboard:
+            self.tensorboard(entry)
+
+    def track(self, training_log: list[dict]) -> None:
+        """Add a stage's training log to the run's `training` table."""
+        self.training_rows += training_log
+        self.tables["training"] = pd.DataFrame(self.training_rows, columns=TRAINING_COLUMNS)
+        if self.config.tensorboard:
+            self.tensorboard.flush()
+
     # ---- evaluation -------------------------------------------------------------------------------------
     @timed("evaluate")
     def score(self, model: torch.nn.Module, lang: str, split: str,
               keep: list[dict] | None = None) -> dict[str, float]:
         return evaluate(model, self.task, self.examples(lang, split), self.features(lang, split), self.collator,
-                        self.config.eval_batch_size, self.device, self.config.bf16,
+                        self.config.eval_batch_size, self.device, self.config.precision,
                         description=f"evaluating {lang} {split}", progress=self.config.progress, keep=keep)
 
     def measure(self, model: torch.nn.Module, langs: list[str], split: str, *, row_split: str | None = None,
@@ -128,6 +151,8 @@ class Experiment:
         scores = {lang: self.score(model, lang, split, keep) for lang in langs}
         for lang, metrics in scores.items():
             self.rows += [Row(lang, row_split or split, metric, value, epoch, step) for metric, value in metrics.items()]
+            if self.config.tensorboard and epoch is not None and (row_split or split) != "test":
+                self.tensorboard.scores(row_split or split, lang, metrics, epoch)
         return scores
 
     def test_rows(self, model: torch.nn.Module, langs: list[str], outcome: TrainOutcome | None = None) -> None:
@@ -189,7 +214,8 @@ class Experiment:
         self.tokenizer.save_pretrained(partial)
         write_source_record(partial, {"selected_epoch": outcome.selected_epoch,
                                       "selected_step": outcome.selected_step, "steps": outcome.steps,
-                                      "dev_curve": curve, "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
+                                      "dev_curve": curve, "training_log": outcome.training_log,
+                                      "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
         partial.rename(folder)
 
     @timed("load model")
@@ -199,6 +225,11 @@ class Experiment:
         record = read_source_record(folder)
         outcome = TrainOutcome(selected_epoch=record["selected_epoch"], steps=record["steps"],
                                selected_step=record["selected_step"])
+        if not self._source_tracked:  # its training log joins the run's, once
+            self._source_tracked = True
+            for entry in record.get("training_log", []):
+                self.on_log(entry)
+            self.track(record.get("training_log", []))
         return load_model(folder, self.task), outcome
 
     def source_dev_rows(self) -> None:
@@ -221,7 +252,9 @@ class Experiment:
         outcome = train(model, shots, self.settings(adapting=True), collator=self.collator, seed=self.config.seed,
                         device=self.device, on_evaluate=self.curves(dev_langs, langs[0] if select_on_dev else None),
                         select="best" if select_on_dev else "last",
-                        description=f"adapting to {'+'.join(langs)}", progress=self.config.progress)
+                        description=f"adapting to {'+'.join(langs)}", progress=self.config.progress,
+                        on_log=self.on_log)
+        self.track(outcome.training_log)
         return model, outcome
 
     @timed("train")
@@ -241,7 +274,8 @@ class Experiment:
                         surgery=self.surgeon_factory(model) if surgery else None,
                         surgery_granularity=c.surgery_granularity,
                         description=f"{'gradient' if surgery else 'naive'}-co-training {c.task}",
-                        progress=c.progress)
+                        progress=c.progress, on_log=self.on_log)
+        self.track(outcome.training_log)
         if outcome.surgery_log:
             self.tables["surgery"] = pd.DataFrame(outcome.surgery_log)
         return model, outcome
@@ -283,7 +317,7 @@ class Experiment:
 
         def oracle_loss(lang: str) -> torch.Tensor:
             inputs, _ = to_device(oracle(lang), self.device)
-            with autocast(self.device, c.bf16):
+            with autocast(self.device, c.precision):
                 return model(**inputs).loss
 
         return lambda grads: StochasticGradientSurgery(grads, languages, c.alpha, stable_seed("surgery", c.seed),

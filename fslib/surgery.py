@@ -10,6 +10,12 @@ accumulates straight into it). Surgery copies the training gradient into a secon
 backward fill the first, and `project_conflicting` writes the projection back into it (a tensor coefficient
 `min(dot, 0) / |g_oracle|^2`: no Python `if` on a device scalar, so no host sync): two gradient-sized buffers,
 one of which is the model's own gradient storage, and no `retain_graph`.
+
+Loss scaling (fp16): the projection is unchanged when both gradients are multiplied by positive factors - scaling
+the training gradient scales the result by the same factor, scaling the oracle gradient changes nothing - so the
+surgery runs on the scaled gradients and the scaler unscales the result as usual. `backward` lets the caller
+scale the oracle loss like the training loss (keeping it clear of fp16 underflow). A surgery that meets an inf or
+NaN (the scaler will then skip the step) does not count as a surgery in the statistics.
 """
 
 from __future__ import annotations
@@ -43,13 +49,19 @@ class FlatGradients:
         self.parameters = [p for p in parameters if p.requires_grad]
         first = self.parameters[0]
         self.buffer = torch.zeros(sum(p.numel() for p in self.parameters), dtype=first.dtype, device=first.device)
+        self.attach()
+
+    def zero_(self) -> None:
+        self.buffer.zero_()
+
+    def attach(self) -> None:
+        """Zero the buffer and point every `.grad` at it again (after something set the gradients to None, as
+        `zero_grad(set_to_none=True)` does)."""
+        self.buffer.zero_()
         offset = 0
         for p in self.parameters:
             p.grad = self.buffer[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
-
-    def zero_(self) -> None:
-        self.buffer.zero_()
 
     def check_attached(self) -> None:
         """Autograd accumulates in place into the views; if anything replaced a `.grad`, say so loudly."""
@@ -64,16 +76,20 @@ class StochasticGradientSurgery:
     """The stochastic part: a seeded generator draws, per application, Bernoulli(α) and the oracle language.
 
     `oracle_loss(lang)` runs the forward pass on `lang`'s oracle batch and returns the loss; the caller's model
-    gradients must be a `FlatGradients`. Statistics are accumulated on the device and read at log time.
+    gradients must be a `FlatGradients`. `backward(loss)` back-propagates the oracle loss (default
+    `loss.backward()`; with a gradient scaler, `scaler.scale(loss).backward()`). Statistics are accumulated on the
+    device and read at log time.
     """
 
     def __init__(self, grads: FlatGradients, oracle_languages: list[str], alpha: float, seed: int,
-                 oracle_loss: Callable[[str], torch.Tensor]):
+                 oracle_loss: Callable[[str], torch.Tensor],
+                 backward: Callable[[torch.Tensor], None] | None = None):
         if not oracle_languages:
             raise ValueError("stochastic gradient surgery needs at least one oracle language")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.grads, self.languages, self.alpha, self.oracle_loss = grads, list(oracle_languages), alpha, oracle_loss
+        self.backward = backward or (lambda loss: loss.backward())
         self.rng = random.Random(seed)
         self.saved = torch.empty_like(grads.buffer)  # the second gradient-sized buffer: g_train
         self.reset_stats()
@@ -85,6 +101,7 @@ class StochasticGradientSurgery:
         device = self.grads.buffer.device
         self._conflicts = torch.zeros((), device=device)
         self._cosine_sum = torch.zeros((), device=device)
+        self._non_finite = torch.zeros((), device=device)  # surgeries on gradients with an inf or NaN
 
     def __call__(self) -> None:
         """Apply to the gradient accumulated so far (call after backward, before clipping and the step)."""
@@ -97,19 +114,27 @@ class StochasticGradientSurgery:
         flat = self.grads.buffer
         self.saved.copy_(flat)
         flat.zero_()
-        self.oracle_loss(lang).backward()
+        self.backward(self.oracle_loss(lang))
         self.grads.check_attached()
         dot = torch.dot(self.saved, flat)
         oracle_norm2 = torch.dot(flat, flat)
-        self._conflicts += (dot < 0).float()
-        self._cosine_sum += dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
+        finite = torch.isfinite(dot) & torch.isfinite(oracle_norm2)  # on the device: no host sync
+        self._non_finite += (~finite).float()
+        self._conflicts += ((dot < 0) & finite).float()
+        cosine = dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
+        self._cosine_sum += torch.where(finite, cosine, torch.zeros_like(cosine))
         project_conflicting(self.saved, flat, dot=dot, ref_norm2=oracle_norm2, out=flat)  # into the model's grads
 
     def stats(self) -> dict[str, float]:
-        """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync."""
-        done = max(self.surgeries, 1)
-        stats = {"surgery_rate": self.surgeries / max(self.applications, 1),
+        """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync.
+        Surgeries on non-finite gradients (steps a gradient scaler skips) are left out of all three and counted
+        in `skipped_surgeries`."""
+        skipped = int(self._non_finite)
+        surgeries = self.surgeries - skipped
+        done = max(surgeries, 1)
+        stats = {"surgery_rate": surgeries / max(self.applications, 1),
                  "conflict_rate": float(self._conflicts) / done,
-                 "mean_cosine": float(self._cosine_sum) / done if self.surgeries else float("nan")}
+                 "mean_cosine": float(self._cosine_sum) / done if surgeries else float("nan"),
+                 "skipped_surgeries": float(skipped)}
         stats.update({f"oracle_{lang}": float(self.oracle_counts[lang]) for lang in self.languages})
         return stats

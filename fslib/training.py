@@ -1,10 +1,10 @@
 """The one training loop, used by every stage: source-training, target-adapting and co-training.
 
 AdamW (no decay on biases and LayerNorm weights), linear schedule with optional warm-up, gradient accumulation,
-gradient clipping, length-grouped (or plain random) batches with dynamic padding, bf16 autocast on CUDA, an
-evaluation callback after every epoch (or every N optimiser steps) that may select the best checkpoint, and
-optional stochastic gradient surgery between the backward pass and the clipping. Read it top to bottom: `train`
-is the whole story.
+gradient clipping, length-grouped (or plain random) batches with dynamic padding, bf16 or fp16 autocast on CUDA
+(fp16 with a gradient scaler, for GPUs without bf16), an evaluation callback after every epoch (or every N
+optimiser steps) that may select the best checkpoint, and optional stochastic gradient surgery between the
+backward pass and the clipping. Read it top to bottom: `train` is the whole story.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from fslib.features import input_lengths
 from fslib.progress import tqdm
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.tracking import LOG_EVERY
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,7 +43,7 @@ class StageSettings:
     weight_decay: float = 0.0
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
-    bf16: bool = True  # only on CUDA
+    precision: str = "bf16"  # bf16 | fp16 | fp32 autocast; only on CUDA (fp32 elsewhere)
     sampler: str = "length_grouped"  # or "random" (the authors' RandomSampler)
     eval_every_steps: int | None = None  # evaluate every N optimiser steps and at the end; None: every epoch
 
@@ -53,13 +54,25 @@ class TrainOutcome:
     selected_step: int = 0  # the optimiser step after which those weights were taken
     surgery_log: list[dict] = field(default_factory=list)  # surgery statistics, one entry per epoch
     steps: int = 0
+    training_log: list[dict] = field(default_factory=list)  # loss and learning rate (fslib.tracking)
 
 
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA; fp32 elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 or fp16 autocast on CUDA (weights, gradients and optimiser state stay fp32); fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if PRECISIONS[precision] is not None and device.type == "cuda":
+        return torch.autocast("cuda", dtype=PRECISIONS[precision])
     return nullcontext()
+
+
+def gradient_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """fp16 on CUDA needs loss scaling (small gradients underflow in fp16); elsewhere a disabled scaler, whose
+    scale/unscale_/step/update are the plain operations."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
 
 
 def batches(features: Dataset, micro_batch: int, collator, generator: torch.Generator,
@@ -95,33 +108,45 @@ def optimizer_for(model: torch.nn.Module, settings: StageSettings) -> torch.opti
 def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatGradients,
                       optimizer: torch.optim.Optimizer, scheduler, settings: StageSettings, device: torch.device,
                       surgeon: Callable[[], None] | None = None, surgery_granularity: str = "step",
-                      where: str = "training") -> torch.Tensor:
+                      scaler: torch.amp.GradScaler | None = None, where: str = "training") -> torch.Tensor:
     """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each
     (stopping on a non-finite loss), the surgery, clipping, AdamW and the schedule; the flat gradient buffer is
-    zeroed for the next step. Returns the last micro-batch's loss."""
+    zeroed for the next step. Returns the mean loss of the micro-batches.
+
+    With a gradient `scaler` (fp16) the backward passes and the surgery work on scaled gradients (the projection
+    does not depend on the scale; the surgeon must scale its oracle loss the same way, see `train`), which are
+    unscaled before the clipping; a step whose gradients hold an inf or NaN is skipped by the scaler."""
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    losses = []
     for batch in group:
         inputs, langs = to_device(batch, device)
-        with autocast(device, settings.bf16):
+        with autocast(device, settings.precision):
             loss = model(**inputs).loss
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss.item()} at {where}; languages in the batch: "
                                    f"{', '.join(sorted(set(langs)))}")
-        (loss / len(group)).backward()
+        scaler.scale(loss / len(group)).backward()
+        losses.append(loss.detach())
         if surgeon and surgery_granularity == "micro_batch":
             surgeon()  # the authors' variant: project the running sum after every micro-batch
     if surgeon and surgery_granularity == "step":
         surgeon()
+    scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(grads.parameters, settings.max_grad_norm, foreach=True)
-    optimizer.step()
-    scheduler.step()
+    scale = scaler.get_scale() if scaler.is_enabled() else None
+    scaler.step(optimizer)
+    scaler.update()
+    if scale is None or scaler.get_scale() >= scale:  # a skipped step (scale lowered) leaves the schedule (as HF)
+        scheduler.step()
     grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
-    return loss
+    return torch.stack(losses).mean()
 
 
 def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *, collator, seed: int,
           device: torch.device, on_evaluate: Callable[[torch.nn.Module, int, int], float | None] | None = None,
           select: str = "last", surgery: Callable[[FlatGradients], StochasticGradientSurgery] | None = None,
-          surgery_granularity: str = "step", description: str = "training", progress: bool = True) -> TrainOutcome:
+          surgery_granularity: str = "step", description: str = "training", progress: bool = True,
+          log_every: int = LOG_EVERY, on_log: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train `model` in place on `features`.
 
     on_evaluate(model, epoch, step) runs after every epoch (epoch 1-based, step = optimiser steps so far), or,
@@ -129,6 +154,9 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     or None. select: "last" keeps the final weights; "best" restores the weights of the evaluation with the
     highest score (the earliest of equal scores).
     surgery: builds the stochastic gradient surgery from the model's flat gradients (co-training only).
+    The mean loss and the learning rate of every `log_every` steps and of every epoch go to
+    `outcome.training_log` (stage = `description`); `on_log` sees each entry, and the surgery statistics, as
+    they come (fslib.tracking.TensorBoardLog is one).
     """
     if select not in ("last", "best"):
         raise ValueError(f"select must be 'last' or 'best', not {select!r}")
@@ -142,7 +170,10 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     optimizer = optimizer_for(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     grads = FlatGradients(list(model.parameters()))
+    scaler = gradient_scaler(device, settings.precision)
     surgeon = surgery(grads) if surgery else None
+    if surgeon and scaler.is_enabled():
+        surgeon.backward = lambda oracle_loss: scaler.scale(oracle_loss).backward()  # same scale as g_train
     outcome = TrainOutcome(selected_epoch=settings.epochs, selected_step=total_steps)
     best_state, best_score = None, -math.inf
 
@@ -154,24 +185,44 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             best_score, outcome.selected_epoch, outcome.selected_step = score, epoch, outcome.steps
             best_state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
+    def log(kind: str, epoch: int, losses: list[float], learning_rate: float) -> None:
+        entry = {"stage": description, "kind": kind, "epoch": epoch, "step": outcome.steps,
+                 "loss": sum(losses) / len(losses), "learning_rate": learning_rate}
+        outcome.training_log.append(entry)
+        if on_log:
+            on_log(entry)
+
     every = settings.eval_every_steps
     bar = tqdm(total=total_steps, desc=description, disable=not progress, unit="step", leave=False)
     for epoch in range(1, settings.epochs + 1):
         micro_batches = iter(loader)
+        interval_losses, epoch_losses = [], []
         for _ in range(steps_per_epoch):
             group = [b for _, b in zip(range(settings.grad_accum), micro_batches)]
             outcome.steps += 1
+            learning_rate = optimizer.param_groups[0]["lr"]  # the rate this step uses
             loss = optimisation_step(model, group, grads=grads, optimizer=optimizer, scheduler=scheduler,
                                      settings=settings, device=device, surgeon=surgeon,
-                                     surgery_granularity=surgery_granularity,
+                                     surgery_granularity=surgery_granularity, scaler=scaler,
                                      where=f"{description}: step {outcome.steps} (epoch {epoch})")
+            loss = loss.item()
+            interval_losses.append(loss)
+            epoch_losses.append(loss)
+            if outcome.steps % log_every == 0:
+                log("interval", epoch, interval_losses, learning_rate)
+                interval_losses = []
             bar.update()
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
             if every and (outcome.steps % every == 0 or outcome.steps == total_steps):
                 evaluate(epoch)
+        if interval_losses:
+            log("interval", epoch, interval_losses, learning_rate)
+        log("epoch", epoch, epoch_losses, learning_rate)
         if surgeon:
             outcome.surgery_log.append({"epoch": epoch, "step": outcome.steps, **surgeon.stats()})
             surgeon.reset_stats()
+            if on_log:
+                on_log({"stage": description, "kind": "surgery", **outcome.surgery_log[-1]})
         if not every:
             evaluate(epoch)
     bar.close()

@@ -43,7 +43,7 @@ def data(seed: int):
 
 
 SETTINGS = StageSettings(epochs=1, batch_size=8, grad_accum=4, learning_rate=0.05, weight_decay=0.01,
-                         max_grad_norm=1.0, bf16=False)
+                         max_grad_norm=1.0, precision="fp32")
 STEPS, ALPHA, SEED = 6, 0.6, 7
 
 

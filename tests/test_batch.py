@@ -58,7 +58,8 @@ def test_batch_writes_every_run_and_the_reports(report_batch):
     assert all(word in shown for word in ("LOC", "PER", "all", "errors", "sentence", "qa"))  # NER's own view
     reports = root / "outputs" / "reports"
     index = (reports / "index.html").read_text()
-    promised = {"main_results": ["main_results.csv", "main_results_vs_paper.csv", "per_language_ner_k1.csv"],
+    promised = {"main_results": ["main_results.csv", "main_results_vs_paper.csv", "per_language_ner_k1.csv",
+                                 "significance.csv"],
                 "language_benefit_ner": ["language_benefit.csv", "language_benefit.png"],
                 "gradient_heatmap_ner": ["gradient_heatmap.png", "gradient_similarity_gradient-co-train.csv"],
                 "script_study_ner": ["script_study.csv", "script_study.png"],

@@ -37,7 +37,8 @@ def test_paper_defaults_fill_what_is_left_out():
     ({"epochs": "two"}, "epochs must be an integer >= 1 \\(or null\\), not 'two'"),
     ({"epochs": 0}, "epochs must be an integer >= 1"),  # zero is a value, not "the default"
     ({"learning_rate": 0}, r"learning_rate must be a number in \(0.0, inf\), not 0"),
-    ({"bf16": "yes"}, "bf16 must be true or false"),
+    ({"precision": "fp8"}, "precision must be one of"),
+    ({"tensorboard": "yes"}, "tensorboard must be true or false"),
     ({"task": "tydiqa", "languages": ["en", "ar"], "hold_out_source_dev": False}, "use selection: last"),
 ])
 def test_bad_configurations_say_what_is_valid(overrides, message):
@@ -94,10 +95,10 @@ def test_both_presets_load_and_differ_where_the_protocol_says(preset, task):
     run = runs[("gradient-co-train", 5, 1)]
     micro_batch = run.train_batch_size // run.grad_accum
     if preset == "paper":
-        assert (run.surgery_granularity, micro_batch, run.learning_rate, run.bf16) == ("step", 32, 2e-5, True)
+        assert (run.surgery_granularity, micro_batch, run.learning_rate, run.precision) == ("step", 32, 2e-5, "bf16")
         assert run.epochs == (60 if task == "tydiqa" else 10) and run.select_every_steps is None
     else:
-        assert (run.surgery_granularity, run.sampler, run.bf16) == ("micro_batch", "random", False)
+        assert (run.surgery_granularity, run.sampler, run.precision) == ("micro_batch", "random", "fp32")
         assert micro_batch == (2 if task in ("ner", "pos") else 8) == run.oracle_batch_size
         assert run.alpha == (1.0 if task in ("ner", "pos") else 0.1)
         if task == "tydiqa":

@@ -111,7 +111,7 @@ def test_hours_only_for_timed_shapes(data_dir, tmp_path):
     timed = grid_cost([config(data_dir)], DataSizes())
     assert timed.total.timed and sum(timed.total.seconds.values()) > 0
     # bf16: false costs more than bf16 autocast (fp32 matmuls)
-    fp32 = grid_cost([config(data_dir, bf16=False)], DataSizes())
+    fp32 = grid_cost([config(data_dir, precision="fp32")], DataSizes())
     assert sum(fp32.total.seconds.values()) > sum(timed.total.seconds.values())
     untimed = grid_cost([config(data_dir, model=str(tmp_path / "tiny"))], DataSizes())
     assert not untimed.total.timed and "no GPU-hour estimate" in describe_cost(untimed)

@@ -95,6 +95,19 @@ def test_curves_and_surgery_log(ner_runs):
     assert 0 <= surgery.conflict_rate.min() and surgery.conflict_rate.max() <= 1
 
 
+def test_training_tables_name_every_stage(ner_runs):
+    """Each run's training.csv holds the loss of every stage it trained, the shared source-training included."""
+    output_dir, _, _ = ner_runs
+    runs = output_dir / "runs/ner"
+    stages = {method: set(pd.read_csv(runs / method / ("k0" if method == "zero-shot" else "k5") / "seed1" /
+                                      "training.csv").stage)
+              for method in ("zero-shot", "ord-FS", "co-FT", "gradient-co-train")}
+    assert stages["zero-shot"] == {"source-training ner"}
+    assert stages["ord-FS"] == {"source-training ner"} | {f"adapting to {lang}" for lang in MINI_LANGS[1:]}
+    assert stages["co-FT"] == {"source-training ner", f"adapting to {'+'.join(MINI_LANGS[1:])}"}
+    assert stages["gradient-co-train"] == {"gradient-co-training ner"}
+
+
 def test_same_config_and_seed_give_identical_rows(mini_dir, tiny_model, tmp_path):
     # promised on CPU; CUDA kernels (the embedding backward's atomic adds) are not bitwise reproducible
     first = run_experiment(config(mini_dir, tiny_model, tmp_path / "a", "gradient-co-train", epochs=1, device="cpu"))
@@ -169,18 +182,18 @@ def test_bf16_autocast_step_on_cuda_keeps_fp32_weights_and_gradients(tiny_model)
     rows = [{"input_ids": [0, 5 + i, 6 + i, 2], "attention_mask": [1] * 4, "labels": [IGNORE, 1, 0, IGNORE],
              "lang": lang} for i, lang in enumerate(["en", "en", "qa", "qb"])]
     batch = collator(rows)
-    settings = StageSettings(epochs=1, batch_size=4, learning_rate=1e-3, bf16=True)
+    settings = StageSettings(epochs=1, batch_size=4, learning_rate=1e-3, precision="bf16")
     grads = FlatGradients(list(model.parameters()))
     optimizer = optimizer_for(model, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, 10)
 
     def oracle_loss(lang):
         inputs, _ = to_device(collator([row for row in rows if row["lang"] == lang]), device)
-        with autocast(device, True):
+        with autocast(device, "bf16"):
             return model(**inputs).loss
 
     surgeon = StochasticGradientSurgery(grads, ["qa", "qb", "en"], 1.0, 0, oracle_loss)
-    with autocast(device, True):
+    with autocast(device, "bf16"):
         assert model(**to_device(dict(batch), device)[0]).logits.dtype == torch.bfloat16
     before = [p.detach().clone() for p in model.parameters()]
     loss = optimisation_step(model, [dict(batch)], grads=grads, optimizer=optimizer, scheduler=scheduler,

@@ -59,7 +59,7 @@ def collate(rows: list[dict]) -> dict:
 
 
 def settings(**overrides) -> StageSettings:
-    values = dict(epochs=3, batch_size=4, learning_rate=0.05, bf16=False)
+    values = dict(epochs=3, batch_size=4, learning_rate=0.05, precision="fp32")
     return StageSettings(**{**values, **overrides})
 
 
