@@ -21,6 +21,10 @@ from fslib.tasks import get_task
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `precision`
+# Fields added after the first release: at their defaults they compute what runs without them did, so they stay
+# out of the hash and finished runs stay done.
+ADDED_FIELDS = ("warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
+                "select_every_steps", "hold_out_source_dev")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard")
 
@@ -128,7 +132,9 @@ class RunConfig:
 
     @property
     def config_hash(self) -> str:
-        hashed = {key: value for key, value in self.resolved().to_dict().items() if key not in NOT_HASHED}
+        defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+        hashed = {key: value for key, value in self.resolved().to_dict().items() if key not in NOT_HASHED
+                  and not (key in ADDED_FIELDS and value == defaults[key])}
         if hashed["precision"] in LEGACY_BF16:  # runs made before `precision` replaced `bf16` keep their hash
             hashed["bf16"] = LEGACY_BF16[hashed.pop("precision")]
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]

@@ -125,7 +125,7 @@ def test_precision_setting():
     with pytest.raises(ValueError, match="precision must be one of bf16, fp16, fp32, not 'fp8'"):
         autocast(torch.device("cpu"), "fp8")
     config = RunConfig(task="ner", method="ord-FS", k=1, seed=1, model="m", precision="half")
-    with pytest.raises(ValueError, match="precision must be one of bf16, fp16, fp32, not 'half'"):
+    with pytest.raises(ValueError, match="precision must be one of 'bf16', 'fp16', 'fp32', not 'half'"):
         config.resolved()
 
 
