@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from fslib.config import RunConfig
 from fslib.data import load_shots, load_split, stable_seed
+from fslib.data.ud import ud_files
 from fslib.data.xtreme import xtreme_path
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
@@ -57,6 +58,8 @@ def source_model_folder(config: RunConfig) -> Path:
     if c.source == "xtreme":
         splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
         stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
+    if c.source == "ud":
+        stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
     key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(vars(stage_settings(c, adapting=False)),
@@ -99,10 +102,12 @@ class Run:
         if key not in self._examples:
             c = self.config
             if split == "shots":
-                data = load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir)
+                data = load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir,
+                                  treebank=c.treebank(lang))
             else:
                 data = load_split(c.task, lang, split, source=c.source, data_dir=c.data_dir,
-                                  k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.seed)
+                                  k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.seed,
+                                  treebank=c.treebank(lang))
                 cap = c.max_train_examples if split == "train" else c.max_eval_examples
                 if cap is not None and len(data) > cap:
                     data = data.select(range(cap))
