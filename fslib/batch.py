@@ -59,14 +59,24 @@ def _absolute(config: RunConfig) -> RunConfig:
 
 
 def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[PlannedRun], list]:
-    """Validate every file (nothing runs if one is wrong), prepare the offline benchmark where asked, and list
-    the runs with their status. Returns (runs, the BatchParams)."""
+    """Validate every file (nothing runs if one is wrong), prepare the offline benchmark or the encoder where
+    asked, and list the runs with their status. Returns (runs, the BatchParams)."""
     batches = [load_params(path) for path in param_files]
     if prepare and any(batch.prepare == "offline" for batch in batches):
         from fslib.cli import prepare_offline
 
         for data_dir, model in {(run.data_dir, run.model) for batch in batches if batch.prepare for run in batch.runs}:
             prepare_offline(Path(data_dir), Path(model))
+    if prepare and any(batch.prepare == "encoder" for batch in batches):
+        from fslib.cli import prepare_encoder
+
+        wanted: dict[tuple[str, str], set[str]] = {}  # (model, UD folder) -> the languages of its runs
+        treebanks: dict[tuple[str, str], dict] = {}
+        for run in (run for batch in batches if batch.prepare == "encoder" for run in batch.runs):
+            wanted.setdefault((run.model, run.data_dir), set()).update(run.languages or [])
+            treebanks.setdefault((run.model, run.data_dir), {}).update(run.ud_treebanks or {})
+        for (model, data_dir), languages in wanted.items():
+            prepare_encoder(Path(model), Path(data_dir), sorted(languages), treebanks[(model, data_dir)])
     runs, seen = [], set()
     for batch in batches:
         for config in batch.runs:

@@ -21,6 +21,18 @@ def prepare_offline(data_dir: Path, model_dir: Path) -> None:
         build_tiny_model(model_dir, mini_corpus(data_dir))
 
 
+def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str], treebanks: dict[str, str] | None = None) -> None:
+    """The real pre-trained encoder at `model_dir`, built where missing (fslib.models.build_offline_encoder), its
+    vocabulary trimmed to the pieces of every sentence of `languages` in the UD folder `data_dir`."""
+    if (model_dir / "model.safetensors").exists():  # written last by save_pretrained
+        return
+    from fslib.data.ud import ud_corpus
+    from fslib.models import build_offline_encoder
+
+    print(f"building the encoder at {model_dir} (vocabulary of {len(languages)} languages' UD sentences)")
+    build_offline_encoder(model_dir, corpora=list(ud_corpus(data_dir, languages, treebanks)))
+
+
 def batch(args: argparse.Namespace) -> int:
     from fslib.batch import run_batch
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,3 +214,12 @@ def read_ud_split(data_dir: Path | str, lang: str, split: str, treebank: str | N
 def ud_files(data_dir: Path | str, lang: str, treebank: str | None = None) -> list[Path]:
     """The .conllu files of `lang`'s chosen treebank (what a source model's cache key depends on)."""
     return [path for _, path in choose_treebank(data_dir, lang, treebank).files]
+
+
+def ud_corpus(data_dir: Path | str, languages: list[str], treebanks: dict[str, str] | None = None) -> Iterator[str]:
+    """Every sentence (words joined by spaces) of the chosen treebank of each of `languages`, all splits: the
+    texts an encoder's vocabulary is trimmed to."""
+    for lang in languages:
+        for _, path in choose_treebank(data_dir, lang, (treebanks or {}).get(lang)).files:
+            for sentence in read_conllu(path):
+                yield " ".join(sentence.tokens)
