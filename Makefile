@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lab bench test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
+.PHONY: setup test demo real lab bench test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/fslib batch params/mini/*.yaml --jobs 2
+
+# The POS grid on real UD treebanks (../shared/data/ud) with a real pre-trained encoder, built first where missing.
+real: $(STAMP)
+	$(VENV)/bin/fslib batch params/real/pos.yaml --jobs 2
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

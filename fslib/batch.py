@@ -178,13 +178,15 @@ def run_batch(param_files: list[Path | str], *, executor: str = "local", jobs: i
             error = outcome.error + (f"; in the notebook: {inside['error']}" if inside.get("error") else "")
             notebook = Path(inside["notebook"]) if inside.get("notebook") else None
             record_failure(outcome.job.folder, RunConfig(**outcome.job.config), error, notebook, log=outcome.log)
+    indexes = []
     if reports:
         from fslib.reports import build_reports
 
-        for output_dir in sorted({Path(run.config.output_dir) for run in runs}):
-            index = build_reports(output_dir, jobs=jobs)
-            print(f"report index: {index}")
+        indexes = [build_reports(output_dir, jobs=jobs)
+                   for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
     done_before = len(runs) - len(todo)
     print(f"{done_before} runs were already done, {len(todo) - failures} ran now, {failures} failed"
           if todo else f"all {len(runs)} runs already done")
+    for index in indexes:  # last, so that the path is what a user sees when the batch ends
+        print(f"report index: {index}")
     return 1 if failures else 0
