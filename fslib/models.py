@@ -29,6 +29,7 @@ from transformers.utils import logging as hf_logging
 from fslib.data import load_split, texts
 from fslib.data.errors import DataError
 from fslib.languages import MINI_LANGS
+from fslib.offline_encoder import build_offline_encoder  # noqa: F401  (re-exported: fslib.models.build_offline_encoder)
 from fslib.tasks import SPLITS, TASKS, Task, get_task
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0-3; <mask> is id 4 here
