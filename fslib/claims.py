@@ -102,3 +102,35 @@ def claims_table(results: pd.DataFrame, task: str = "pos", alpha: float = ALPHA)
             for claim, better, worse, ks in PAIRED_CLAIMS]
     rows.append(distance_claim(results, task, alpha=alpha))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    """The claims table as Markdown (scores in points, p-values to three significant digits)."""
+    lines = ["| claim | better | worse | n | mean better | mean worse | mean diff | wins | p (one-sided) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in table.itertuples(index=False):
+        lines.append(f"| {row.claim} | {row.better} | {row.worse} | {row.n} | {row.mean_better:.1f} | "
+                     f"{row.mean_worse:.1f} | {row.mean_diff:+.1f} | {row.wins}/{row.n} | {row.p_value:.3g} | "
+                     f"**{row.verdict}** |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m fslib.claims RESULTS [--task pos] [--csv OUT]: the claims table of measured rows, as Markdown."""
+    import argparse
+
+    from fslib.results import load_results
+
+    parser = argparse.ArgumentParser(prog="python -m fslib.claims", description=main.__doc__)
+    parser.add_argument("results", help="a results.csv, a run folder or a folder of runs")
+    parser.add_argument("--task", default="pos")
+    parser.add_argument("--csv", help="also write the table here")
+    args = parser.parse_args(argv)
+    table = claims_table(load_results(args.results), args.task)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(claims_markdown(table))
+
+
+if __name__ == "__main__":
+    main()

@@ -22,14 +22,13 @@ def prepare_offline(data_dir: Path, model_dir: Path) -> None:
 
 
 def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str], treebanks: dict[str, str] | None = None) -> None:
-    """The real pre-trained encoder at `model_dir`, built where missing (fslib.models.build_offline_encoder), its
-    vocabulary trimmed to the pieces of every sentence of `languages` in the UD folder `data_dir`."""
-    if (model_dir / "model.safetensors").exists():  # written last by save_pretrained
-        return
+    """The real pre-trained encoder (multilingual-e5-small, fslib.models.build_offline_encoder) at `model_dir`,
+    its vocabulary trimmed to the pieces of every sentence of `languages` in the UD folder `data_dir`. A folder
+    built from the same sentences is kept as it is (the builder's stamp file), so source models stay valid."""
     from fslib.data.ud import ud_corpus
     from fslib.models import build_offline_encoder
 
-    print(f"building the encoder at {model_dir} (vocabulary of {len(languages)} languages' UD sentences)")
+    print(f"encoder at {model_dir}: multilingual-e5-small, vocabulary of the UD sentences of {', '.join(languages)}")
     build_offline_encoder(model_dir, corpora=list(ud_corpus(data_dir, languages, treebanks)))
 
 

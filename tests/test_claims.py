@@ -62,3 +62,15 @@ def test_claims_table_without_some_methods():
     assert list(table["verdict"].iloc[:1]) == ["holds"]
     co_ft = table.set_index("worse").loc["co-FT"]
     assert co_ft["n"] == 0 and co_ft["verdict"] == "inconclusive"
+
+
+def test_markdown_and_command_line(tmp_path, capsys):
+    from fslib.claims import claims_markdown, main
+
+    table = claims_table(frame(lambda lang, seed: 2), "pos")
+    assert claims_markdown(table).splitlines()[2].startswith("| co-training beats two-step ord-FS | gradient-co-train")
+    frame(lambda lang, seed: 2).assign(epoch=None, step=None, run_id="r", config_hash="h").to_csv(
+        tmp_path / "results.csv", index=False)
+    main([str(tmp_path / "results.csv"), "--csv", str(tmp_path / "claims.csv")])
+    assert "**holds**" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "claims.csv")["verdict"].iloc[0] == "holds"
