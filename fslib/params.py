@@ -15,6 +15,7 @@
         target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
         config: {alpha: 0.1}            # optional: RunConfig fields for this grid only
     cluster: {...}            # optional: Slurm settings (see fslib.executors)
+    x-anything: ...           # ignored: a place for YAML anchors that grids merge (`- {<<: *main, seeds: [1]}`)
 
 Everything is checked on load, before any run starts; an error names the file, the key and the valid values.
 """
@@ -147,7 +148,10 @@ def load_params(path: Path | str) -> BatchParams:
         raise ParamsError(f"{path}: no such parameter file") from None
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from None
-    _check_keys(path, "top level", document or {}, TOP_KEYS)
+    document = document or {}
+    # keys starting with "x-" hold YAML anchors for the grids to merge (`<<: *main`), as docker-compose allows
+    _check_keys(path, "top level", {key: v for key, v in document.items() if not str(key).startswith("x-")}
+                if isinstance(document, dict) else document, TOP_KEYS)
     prepare = document.get("prepare")
     if prepare not in PREPARE:
         raise _fail(path, "prepare", f"{prepare!r} is not valid; valid: offline, encoder (or leave it out)")
