@@ -32,6 +32,7 @@ def test_real_grid_has_the_required_shape(real_params):
 
     batch = load_params(real_params)
     assert batch.prepare == "encoder"
+    assert len(batch.runs) == 3 + 5 * 2 * 3 + 6 * 3  # zero-shot per seed, 5 methods x K {5, 10}, script study
     main = [run for run in batch.runs if run.method_label is None]
     targets = [lang for lang in main[0].languages if lang != "en"]
     assert main[0].languages[0] == "en" and len(targets) >= 12
