@@ -40,14 +40,24 @@ def _absolute(config: RunConfig) -> RunConfig:
 
 
 def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[PlannedRun], list]:
-    """Validate every file (nothing runs if one is wrong), prepare the offline benchmark where asked, and list
-    the runs with their status. Returns (runs, the BatchParams)."""
+    """Validate every file (nothing runs if one is wrong), prepare the offline benchmark or the encoder where
+    asked, and list the runs with their status. Returns (runs, the BatchParams)."""
     batches = [load_params(path) for path in param_files]
     if prepare and any(batch.prepare == "offline" for batch in batches):
         from fslib.mini.model import prepare_offline  # torch: only where a file asks for the demo
 
         for data_dir, model in {(run.data_dir, run.model) for batch in batches if batch.prepare for run in batch.runs}:
             prepare_offline(Path(data_dir), Path(model))
+    if prepare and any(batch.prepare == "encoder" for batch in batches):
+        from fslib.offline_encoder import prepare_encoder  # torch: only where a file asks for the encoder
+
+        wanted: dict[tuple[str, str], set[str]] = {}  # (model, UD folder) -> the languages of its runs
+        treebanks: dict[tuple[str, str], dict] = {}
+        for run in (run for batch in batches if batch.prepare == "encoder" for run in batch.runs):
+            wanted.setdefault((run.model, run.data_dir), set()).update(run.languages or [])
+            treebanks.setdefault((run.model, run.data_dir), {}).update(run.ud_treebanks or {})
+        for (model, data_dir), languages in wanted.items():
+            prepare_encoder(Path(model), Path(data_dir), sorted(languages), treebanks[(model, data_dir)])
     runs, seen = [], set()
     for batch in batches:
         for config in batch.runs:
@@ -141,13 +151,15 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
             failures += 1
             if failure(outcome.job.folder) is None:  # the job died before it could say why: killed, cancelled
                 record_failure(outcome.job.folder, RunConfig(**outcome.job.config), outcome.error, log=outcome.log)
+    indexes = []
     if reports:
         from fslib.reports import build_reports
 
-        for output_dir in sorted({Path(run.config.output_dir) for run in runs}):
-            index = build_reports(output_dir, jobs=jobs)
-            print(f"report index: {index}")
+        indexes = [build_reports(output_dir, jobs=jobs)
+                   for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
     done_before = len(runs) - len(todo)
     print(f"{done_before} runs were already done, {len(todo) - failures} ran now, {failures} failed"
           if todo else f"all {len(runs)} runs already done")
+    for index in indexes:  # last, so that the path is what a user sees when the batch ends
+        print(f"report index: {index}")
     return 1 if failures else 0

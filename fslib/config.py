@@ -36,8 +36,11 @@ class RunConfig:
     k: int  # shots per target language (per class for XNLI); 0 for zero-shot
     seed: int  # the run's seed: shots, initialisation, data order, surgery draws
     model: str  # any AutoModel checkpoint: hub name or local folder
-    source: str = "xtreme"  # "xtreme" (on-disk layout under data_dir) or "hub"
+    source: str = "xtreme"  # "xtreme" (on-disk layout under data_dir), "hub", or "ud" (POS: UD treebanks)
     data_dir: str | None = None
+    # source "ud": the treebank of a language with several, e.g. {"en": "PUD"}; a language not named takes the
+    # default of fslib.data.ud (a treebank with a train file, then the largest)
+    ud_treebanks: dict[str, str] | None = None
     languages: list[str] | None = None  # evaluated languages incl. the source; None: all of the task's
     target_langs: list[str] | None = None  # targets whose shots are trained on; None: all but the source
     method_label: str | None = None  # the method's name in result rows (gradient-single, ...); None: method
@@ -118,6 +121,10 @@ class RunConfig:
                                                                                      max(self.k, 1)),
             max_length=given(self.max_length, task.max_length), doc_stride=given(self.doc_stride, task.doc_stride),
             alpha=given(self.alpha, task.alpha))
+
+    def treebank(self, lang: str) -> str | None:
+        """source "ud": the treebank chosen for `lang` (None: fslib.data.ud's default)."""
+        return (self.ud_treebanks or {}).get(lang)
 
     @property
     def targets(self) -> list[str]:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.data import stable_seed
+from fslib.data.ud import ud_files
 from fslib.data.xtreme import xtreme_path
 from fslib.files import write_atomic
 from fslib.languages import SOURCE_LANG
@@ -192,6 +193,8 @@ def source_model_folder(config: RunConfig) -> Path:
     if c.source == "xtreme":
         splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
         stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
+    if c.source == "ud":
+        stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
     key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False),

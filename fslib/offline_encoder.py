@@ -306,3 +306,13 @@ def build_offline_encoder(out_dir: str | Path, corpora: Iterable[str] | Iterable
     stamp_file.write_text(json.dumps(stamp, indent=1) + "\n")
     return out_dir
 
+
+
+def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str], treebanks: dict[str, str] | None = None) -> None:
+    """The real pre-trained encoder at `model_dir` (a parameter file's `prepare: encoder`), its vocabulary trimmed
+    to the pieces of every sentence of `languages` in the UD folder `data_dir`. A folder built from the same
+    sentences is kept as it is (the builder's stamp file), so source models stay valid."""
+    from fslib.data.ud import ud_corpus
+
+    print(f"encoder at {model_dir}: multilingual-e5-small, vocabulary of the UD sentences of {', '.join(languages)}")
+    build_offline_encoder(model_dir, corpora=list(ud_corpus(data_dir, languages, treebanks)))

@@ -1,7 +1,8 @@
 """Parameter files: one YAML schema for every experiment grid (params/paper/*.yaml, params/mini/*.yaml).
 
     prepare: offline          # optional: generate the offline benchmark (at data_dir) and the tiny model (at
-                              # model) where missing
+                              # model) where missing; or `encoder`: build the real pre-trained encoder at model
+                              # where missing, its vocabulary trimmed to the grid's UD sentences (source: ud)
     defaults:                 # RunConfig fields for every run of the file (model, source, data_dir, epochs...)
       model: xlm-roberta-large
     grids:                    # each grid expands to task x method x K x seed (x target set) runs
@@ -14,6 +15,7 @@
         target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
         config: {alpha: 0.1}            # optional: RunConfig fields for this grid only
     cluster: {...}            # optional: Slurm settings (see fslib.executors)
+    x-anything: ...           # ignored: a place for YAML anchors that grids merge (`- {<<: *main, seeds: [1]}`)
 
 Everything is checked on load, before any run starts; an error names the file, the key and the valid values.
 """
@@ -32,6 +34,7 @@ from fslib.languages import LANGUAGES, SOURCE_LANG
 from fslib.methods import METHODS
 from fslib.tasks import TASKS
 
+PREPARE = (None, "offline", "encoder")
 TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")
 GRID_KEYS = ("task", "methods", "k", "seeds", "languages", "label", "target_sets", "config")
 # RunConfig fields that the grid itself sets; `defaults` and `config` may not.
@@ -69,19 +72,33 @@ def _int_list(path: Path, where: str, value) -> list[int]:
     return values
 
 
-def _languages(path: Path, where: str, task: str, value, data_dir: str | None) -> list[str]:
+def _languages(path: Path, where: str, task: str, value, data_dir: str | None, source: str | None = None) -> list[str]:
     if value in (None, "all"):
+        if source == "ud" and data_dir:
+            return [SOURCE_LANG] + [lang for lang in _ud_languages(path, data_dir) if lang != SOURCE_LANG]
         return list(TASKS[task].languages)
     if not isinstance(value, list) or not value:
         raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
     known = set(TASKS[task].languages)
-    if data_dir:  # the kit's metadata, and whatever languages the folder has test files for
+    if source == "ud" and data_dir:  # exactly the languages the UD folder has treebanks for
+        known = set(_ud_languages(path, data_dir))
+    elif data_dir:  # the kit's metadata, and whatever languages the folder has test files for
         known |= set(LANGUAGES) | set(available_languages(data_dir, task, "dev" if task == "tydiqa" else "test"))
     unknown = [lang for lang in value if lang not in known]
     if unknown:
         raise _fail(path, where, f"unknown language(s) {', '.join(map(str, unknown))} for {task}; valid: "
                                  f"{', '.join(sorted(known))}")
     return [SOURCE_LANG] + [lang for lang in value if lang != SOURCE_LANG]
+
+
+def _ud_languages(path: Path, data_dir: str) -> list[str]:
+    from fslib.data.errors import DataError
+    from fslib.data.ud import ud_languages
+
+    try:
+        return ud_languages(data_dir)
+    except DataError as error:
+        raise _fail(path, "data_dir", str(error)) from None
 
 
 def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[RunConfig]:
@@ -97,7 +114,8 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
     overrides = grid.get("config", {}) or {}
     _check_keys(path, f"{where}.config", overrides, [n for n in field_names() if n not in GRID_OWNED])
     values = {**defaults, **overrides}
-    languages = _languages(path, f"{where}.languages", task, grid.get("languages"), values.get("data_dir"))
+    languages = _languages(path, f"{where}.languages", task, grid.get("languages"), values.get("data_dir"),
+                           values.get("source"))
     ks = _int_list(path, f"{where}.k", grid.get("k", [1, 5, 10]))
     seeds = _int_list(path, f"{where}.seeds", grid.get("seeds", [1, 2, 3, 4, 5]))
     target_sets = grid.get("target_sets")
@@ -105,7 +123,7 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
         if not isinstance(target_sets, list) or not all(isinstance(s, list) and s for s in target_sets):
             raise _fail(path, f"{where}.target_sets", "expected a list of non-empty lists of language codes")
         for targets in target_sets:
-            _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"))
+            _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"), values.get("source"))
     runs = []
     for method in methods if isinstance(methods, list) else [methods]:
         for k, seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,
@@ -131,10 +149,13 @@ def load_params(path: Path | str) -> BatchParams:
         raise ParamsError(f"{path}: no such parameter file") from None
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from None
-    _check_keys(path, "top level", document or {}, TOP_KEYS)
+    document = document or {}
+    # keys starting with "x-" hold YAML anchors for the grids to merge (`<<: *main`), as docker-compose allows
+    _check_keys(path, "top level", {key: v for key, v in document.items() if not str(key).startswith("x-")}
+                if isinstance(document, dict) else document, TOP_KEYS)
     prepare = document.get("prepare")
-    if prepare not in (None, "offline"):
-        raise _fail(path, "prepare", f"{prepare!r} is not valid; valid: offline (or leave it out)")
+    if prepare not in PREPARE:
+        raise _fail(path, "prepare", f"{prepare!r} is not valid; valid: offline, encoder (or leave it out)")
     defaults = document.get("defaults", {}) or {}
     _check_keys(path, "defaults", defaults, [n for n in field_names() if n not in GRID_OWNED])
     grids = document.get("grids")
@@ -143,6 +164,9 @@ def load_params(path: Path | str) -> BatchParams:
     runs = [run for number, grid in enumerate(grids) for run in _expand_grid(path, number, grid, defaults)]
     if prepare == "offline" and any(run.source != "xtreme" or not run.data_dir for run in runs):
         raise _fail(path, "prepare", "offline needs source: xtreme and a data_dir (where the benchmark is written)")
+    if prepare == "encoder" and any(run.source != "ud" or not run.data_dir for run in runs):
+        raise _fail(path, "prepare", "encoder needs source: ud and a data_dir (the UD folder whose sentences the "
+                                     "encoder's vocabulary is trimmed to)")
     ids = [run.run_id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -167,7 +167,9 @@ def test_shipped_parameter_files_are_valid():
     from fslib.params import load_params
 
     root = Path(__file__).parent.parent / "params"
-    counts = {f"{path.parent.name}/{path.name}": len(load_params(path).runs) for path in root.glob("*/*.yaml")}
+    # params/real/pos.yaml reads its languages from the UD folder beside the repository: tests/test_real_pos.py
+    counts = {f"{path.parent.name}/{path.name}": len(load_params(path).runs) for path in root.glob("*/*.yaml")
+              if path.parent.name != "real"}
     assert sorted(counts) == sorted(f"{kind}/{name}.yaml" for kind in ("mini", "paper")
                                     for name in ("ner", "pos", "tydiqa", "xnli", "script_study"))
     # the paper's grid: zero-shot once per seed, five methods x K in {1, 5, 10} x seeds 1-5

@@ -27,7 +27,7 @@ from fslib.data.xtreme import read_xtreme, xtreme_path
 from fslib.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
 from fslib.tasks import SPLITS, get_task
 
-SOURCES = ("xtreme", "hub")
+SOURCES = ("xtreme", "hub", "ud")
 TYDIQA_SOURCE_DEV_FRACTION = 0.1
 
 def stable_seed(*parts: object) -> int:
@@ -53,6 +53,35 @@ def _read_xtreme_split(task: str, lang: str, file_split: str, data_dir: Path | s
             fingerprint=f"fslib-{stable_seed(task, path, lang, stamp):016x}")
     except DatasetGenerationError as error:
         # datasets wraps the reader's error; the reader's own message names the file and line.
+        cause = error.__cause__
+        raise (cause if isinstance(cause, DataError) else error) from None
+
+
+def _ud_rows(data_dir: str, lang: str, split: str, treebank: str | None, stamp: str):
+    from fslib.data.ud import read_ud_split
+
+    # `stamp` (the files' sizes and mtimes) is only here so that datasets' cache changes when a file does.
+    for sentence in read_ud_split(data_dir, lang, split, treebank):
+        yield {"tokens": sentence.tokens, "tags": sentence.tags, "lang": lang}
+
+
+def _read_ud_split(task: str, lang: str, split: str, data_dir: Path | str | None, treebank: str | None) -> Dataset:
+    from fslib.data.ud import choose_treebank
+
+    if task != "pos":
+        raise DataError(f"source='ud' (Universal Dependencies treebanks) has POS data only, not {task!r}")
+    if data_dir is None:
+        raise DataError("source='ud' needs data_dir: a folder of UD treebanks (UD_<Language>-<Name>/...)")
+    data_dir = Path(data_dir).resolve()
+    chosen = choose_treebank(data_dir, lang, treebank)  # errors (unknown language or treebank) come from here
+    stamp = ";".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for _, path in chosen.files)
+    try:  # cached as Arrow by datasets, like the XTREME files: parsing CoNLL-U again in every run costs seconds
+        return Dataset.from_generator(
+            _ud_rows, features=FEATURES["tagging"],
+            gen_kwargs={"data_dir": str(data_dir), "lang": lang, "split": split, "treebank": chosen.name,
+                        "stamp": stamp},
+            fingerprint=f"fslib-ud-{stable_seed(data_dir, lang, split, chosen.name, stamp):016x}")
+    except DatasetGenerationError as error:
         cause = error.__cause__
         raise (cause if isinstance(cause, DataError) else error) from None
 
@@ -85,10 +114,14 @@ def shot_split(task: str, lang: str) -> str:
 
 
 def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path | str | None = None,
-               k: int | None = None, seed: int | None = None, hold_out_source_dev: bool = True) -> Dataset:
+               k: int | None = None, seed: int | None = None, hold_out_source_dev: bool = True,
+               treebank: str | None = None) -> Dataset:
     """Load one split of one language as a `datasets.Dataset` (columns: see the module docstring).
 
-    source: "xtreme" (the on-disk layout of google-research/xtreme under `data_dir`) or "hub" (google/xtreme).
+    source: "xtreme" (the on-disk layout of google-research/xtreme under `data_dir`), "hub" (google/xtreme), or
+        "ud" (POS only: a folder of Universal Dependencies treebanks as UD releases lay them out, any language;
+        see fslib.data.ud for the choice of treebank and the carving of missing splits).
+    treebank: source="ud" only: which treebank of `lang` (e.g. "PUD"); None: the default of fslib.data.ud.
     k, seed: for the dev split of a few-shot target, the shots to leave out (needed for TyDiQA targets, whose dev
     split is carved from train; optional for XNLI targets, whose shots come from dev).
     hold_out_source_dev: False gives English TyDiQA its whole train file as train, and no dev split (the authors'
@@ -99,6 +132,8 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
+    if source == "ud":
+        return _read_ud_split(task, lang, split, data_dir, treebank)
     if lang not in spec.languages and not (source == "xtreme" and data_dir is not None):
         raise ValueError(f"unknown language {lang!r} for {task}; valid: {', '.join(spec.languages)}")
     is_target = lang != SOURCE_LANG
@@ -175,11 +210,13 @@ def texts(dataset: Dataset) -> Iterator[str]:
             yield row[column]
 
 
-def load_shots(task: str, lang: str, k: int, seed: int, *, source: str, data_dir: Path | str | None = None) -> Dataset:
+def load_shots(task: str, lang: str, k: int, seed: int, *, source: str, data_dir: Path | str | None = None,
+               treebank: str | None = None) -> Dataset:
     """The shots of `lang`, from the split they are drawn from; a language without that split is named."""
     try:
-        pool = load_split(task, lang, shot_split(task, lang), source=source, data_dir=data_dir)
+        pool = load_split(task, lang, shot_split(task, lang), source=source, data_dir=data_dir, treebank=treebank)
     except DataError as error:
-        why = " (XTREME-R has no UD training data for th, tl and yo)" if task == "pos" and lang in POS_WITHOUT_TRAIN else ""
+        why = (" (XTREME-R has no UD training data for th, tl and yo; source='ud' carves a train split)"
+               if task == "pos" and lang in POS_WITHOUT_TRAIN and source != "ud" else "")
         raise DataError(f"no shots for {task} {lang!r}{why}: {error}") from None
     return sample_shots(pool, task, k, seed)
