@@ -13,7 +13,6 @@ file, the same for every run, is held out as the source dev set.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from datasets.exceptions import DatasetGenerationError
 
 from fslib.data.errors import DataError
 from fslib.data.schema import FEATURES
+from fslib.data.seeds import stable_seed
 from fslib.data.xtreme import read_xtreme, xtreme_path
 from fslib.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
 from fslib.tasks import SPLITS, get_task
@@ -30,10 +30,6 @@ from fslib.tasks import SPLITS, get_task
 SOURCES = ("xtreme", "hub", "ud")
 TYDIQA_SOURCE_DEV_FRACTION = 0.1
 
-def stable_seed(*parts: object) -> int:
-    """A seed derived from its parts, the same on every machine and Python process (unlike `hash`)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
 
 
 def _rows(task: str, path: str, lang: str, stamp: str):

@@ -37,6 +37,7 @@ from pathlib import Path
 import conllu
 
 from fslib.data.errors import DataError, file_error
+from fslib.data.seeds import stable_seed
 from fslib.tasks import SPLITS, UPOS_LABELS
 
 FOLDER = re.compile(r"^UD_(?P<language>[^-]+)-(?P<name>.+)$")
@@ -177,8 +178,6 @@ def read_conllu(path: Path | str) -> list[Sentence]:
 
 
 def _unit_interval(sent_id: str) -> float:
-    from fslib.data import stable_seed  # the kit's one stable hash
-
     return stable_seed("ud-carve", sent_id) / 2**64
 
 
