@@ -23,7 +23,7 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `precision`
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
-ADDED_FIELDS = ("warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
+ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
                 "select_every_steps", "hold_out_source_dev")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard")

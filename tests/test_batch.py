@@ -170,8 +170,10 @@ def test_shipped_parameter_files_are_valid():
     # params/real/pos.yaml reads its languages from the UD folder beside the repository: tests/test_real_pos.py
     counts = {f"{path.parent.name}/{path.name}": len(load_params(path).runs) for path in root.glob("*/*.yaml")
               if path.parent.name != "real"}
-    assert sorted(counts) == sorted(f"{kind}/{name}.yaml" for kind in ("mini", "paper")
-                                    for name in ("ner", "pos", "tydiqa", "xnli", "script_study"))
+    assert sorted(counts) == sorted([f"{kind}/{name}.yaml" for kind in ("mini", "paper")
+                                     for name in ("ner", "pos", "tydiqa", "xnli", "script_study")] +
+                                    [f"authors/{name}.yaml" for name in ("ner", "pos", "tydiqa", "xnli")] +
+                                    ["mini/authors.yaml"])
     # the paper's grid: zero-shot once per seed, five methods x K in {1, 5, 10} x seeds 1-5
     assert counts["paper/ner.yaml"] == 5 + 5 * 3 * 5
     assert counts["mini/ner.yaml"] == 2 + 5 * 2 * 2

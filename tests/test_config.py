@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +91,8 @@ def test_a_mistyped_parameter_file_fails_before_anything_runs(tmp_path):
 def test_both_presets_load_and_differ_where_the_protocol_says(preset, task):
     from fslib.params import load_params
 
-    runs = {(r.method, r.k, r.seed): r.resolved() for r in load_params(f"params/{preset}/{task}.yaml").runs}
+    path = Path(__file__).resolve().parents[1] / "params" / preset / f"{task}.yaml"
+    runs = {(r.method, r.k, r.seed): r.resolved() for r in load_params(path).runs}
     assert len(runs) == 5 + 5 * 3 * 5  # zero-shot per seed; five methods x K x seeds
     run = runs[("gradient-co-train", 5, 1)]
     micro_batch = run.train_batch_size // run.grad_accum
