@@ -153,6 +153,8 @@ def colour_class(delta: float) -> str | None:
 def language_colour_classes(table: pd.DataFrame) -> pd.DataFrame:
     """Colour class of each cell of a `per_language_table` relative to its zero-shot column (missing
     there and where a score is missing)."""
+    if ZERO_SHOT not in table.columns:  # nothing to colour against
+        return pd.DataFrame(None, index=table.index, columns=table.columns)
     deltas = table.sub(table[ZERO_SHOT], axis=0)
     classes = deltas.map(colour_class)
     classes[ZERO_SHOT] = None
@@ -162,6 +164,8 @@ def language_colour_classes(table: pd.DataFrame) -> pd.DataFrame:
 def main_colour_classes(wide: pd.DataFrame) -> pd.DataFrame:
     """Colour class of each cell of `main_table_wide` relative to the (0, zero-shot) row
     (missing on that row and where a score is missing)."""
+    if (0, ZERO_SHOT) not in wide.index:  # a grid without zero-shot: nothing to colour against
+        return pd.DataFrame(None, index=wide.index, columns=wide.columns)
     baseline = wide.loc[(0, ZERO_SHOT)]
     classes = (wide - baseline).map(colour_class)
     classes.loc[(0, ZERO_SHOT)] = None

@@ -355,3 +355,8 @@ def test_similarity_matrix_averages_runs_and_groups_families(tmp_path):
     assert naive.loc["de", "en"] == pytest.approx(0.9)
     with pytest.raises(ValueError, match="no gradient similarities"):
         similarity_matrix(table, "co-FT")
+
+
+def test_a_grid_without_zero_shot_gets_no_colours_instead_of_an_error(small_results):
+    wide = analysis.main_table_wide(analysis.main_table(small_results[small_results.method != "zero-shot"]))
+    assert analysis.main_colour_classes(wide).isna().all().all()
