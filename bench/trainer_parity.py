@@ -38,7 +38,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import datasets  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
 from datasets import concatenate_datasets  # noqa: E402
 from transformers import AutoTokenizer, DataCollatorForTokenClassification, Trainer, TrainingArguments  # noqa: E402
 

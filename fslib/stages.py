@@ -7,7 +7,6 @@ the rows it has measured so far.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import socket
