@@ -26,7 +26,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
                 "select_every_steps", "hold_out_source_dev")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
-NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard")
+NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs")
 
 
 @dataclass
@@ -83,6 +83,7 @@ class RunConfig:
     eval_batch_size: int = 64
     precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    cuda_graphs: bool = True  # on CUDA (bf16/fp32), replay the surgery's oracle pass from CUDA graphs (faster)
     tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.tracking)
     progress: bool = True
     notes: str = ""
@@ -180,7 +181,7 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
 CHOICES = {"surgery_granularity": ("step", "micro_batch"), "sampler": ("length_grouped", "random"),
            "selection": ("best", "last"), "precision": PRECISIONS}
 BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
-            "gradient_similarity", "tensorboard", "progress")
+            "gradient_similarity", "tensorboard", "progress", "cuda_graphs")
 
 
 def check_values(config: RunConfig) -> None:

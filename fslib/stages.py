@@ -19,6 +19,7 @@ from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
 from fslib.config import RunConfig, run_dir, stage_hyperparameters
+from fslib.captured_oracle import capturable, oracle_pass
 from fslib.data import load_shots, load_split, stable_seed
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
@@ -26,7 +27,7 @@ from fslib.languages import SOURCE_LANG
 from fslib.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
 from fslib.models import load_model
 from fslib.results import Row
-from fslib.surgery import StochasticGradientSurgery
+from fslib.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.tasks import get_task
 from fslib.timing import PhaseTimer
 from fslib.tracking import TENSORBOARD_DIR, TRAINING_COLUMNS, TensorBoardLog
@@ -320,6 +321,11 @@ class Experiment:
             with autocast(self.device, c.precision):
                 return model(**inputs).loss
 
-        return lambda grads: StochasticGradientSurgery(grads, languages, c.alpha, stable_seed("surgery", c.seed),
-                                                       oracle_loss)
+        def surgeon(grads: FlatGradients) -> StochasticGradientSurgery:
+            seed = stable_seed("surgery", c.seed)
+            if c.cuda_graphs and capturable(self.device, c.precision):
+                return StochasticGradientSurgery(grads, languages, c.alpha, seed,
+                                                 oracle_pass=oracle_pass(model, grads, c.precision, oracle))
+            return StochasticGradientSurgery(grads, languages, c.alpha, seed, oracle_loss)
+        return surgeon
 

@@ -77,17 +77,23 @@ class StochasticGradientSurgery:
 
     `oracle_loss(lang)` runs the forward pass on `lang`'s oracle batch and returns the loss; the caller's model
     gradients must be a `FlatGradients`. `backward(loss)` back-propagates the oracle loss (default
-    `loss.backward()`; with a gradient scaler, `scaler.scale(loss).backward()`). Statistics are accumulated on the
-    device and read at log time.
+    `loss.backward()`; with a gradient scaler, `scaler.scale(loss).backward()`). Instead of the two,
+    `oracle_pass(lang)` may do the whole pass, leaving `lang`'s oracle gradient in the flat buffer in place of
+    what it held (`fslib.captured_oracle` replays it from CUDA graphs). Statistics are accumulated on the device
+    and read at log time.
     """
 
     def __init__(self, grads: FlatGradients, oracle_languages: list[str], alpha: float, seed: int,
-                 oracle_loss: Callable[[str], torch.Tensor],
-                 backward: Callable[[torch.Tensor], None] | None = None):
+                 oracle_loss: Callable[[str], torch.Tensor] | None = None,
+                 backward: Callable[[torch.Tensor], None] | None = None, *,
+                 oracle_pass: Callable[[str], None] | None = None):
         if not oracle_languages:
             raise ValueError("stochastic gradient surgery needs at least one oracle language")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if (oracle_loss is None) == (oracle_pass is None):
+            raise ValueError("give the surgery either oracle_loss or oracle_pass")
+        self.oracle_pass = oracle_pass or self.eager_oracle_pass
         self.grads, self.languages, self.alpha, self.oracle_loss = grads, list(oracle_languages), alpha, oracle_loss
         self.backward = backward or (lambda loss: loss.backward())
         self.rng = random.Random(seed)
@@ -113,8 +119,7 @@ class StochasticGradientSurgery:
         self.oracle_counts[lang] += 1
         flat = self.grads.buffer
         self.saved.copy_(flat)
-        flat.zero_()
-        self.backward(self.oracle_loss(lang))
+        self.oracle_pass(lang)
         self.grads.check_attached()
         dot = torch.dot(self.saved, flat)
         oracle_norm2 = torch.dot(flat, flat)
@@ -124,6 +129,10 @@ class StochasticGradientSurgery:
         cosine = dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
         self._cosine_sum += torch.where(finite, cosine, torch.zeros_like(cosine))
         project_conflicting(self.saved, flat, dot=dot, ref_norm2=oracle_norm2, out=flat)  # into the model's grads
+
+    def eager_oracle_pass(self, lang: str) -> None:
+        self.grads.zero_()
+        self.backward(self.oracle_loss(lang))
 
     def stats(self) -> dict[str, float]:
         """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync.
