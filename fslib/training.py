@@ -108,10 +108,11 @@ def optimizer_for(model: torch.nn.Module, settings: StageSettings) -> torch.opti
 def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatGradients,
                       optimizer: torch.optim.Optimizer, scheduler, settings: StageSettings, device: torch.device,
                       surgeon: Callable[[], None] | None = None, surgery_granularity: str = "step",
-                      scaler: torch.amp.GradScaler | None = None, where: str = "training") -> torch.Tensor:
-    """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each
-    (stopping on a non-finite loss), the surgery, clipping, AdamW and the schedule; the flat gradient buffer is
-    zeroed for the next step. Returns the mean loss of the micro-batches.
+                      scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+    """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each,
+    the surgery, clipping, AdamW and the schedule; the flat gradient buffer is zeroed for the next step. Returns
+    the mean loss of the micro-batches, on the device: nothing here waits for the GPU, so the caller checks that
+    the loss is finite (one host sync per step, where `train` reads it anyway).
 
     With a gradient `scaler` (fp16) the backward passes and the surgery work on scaled gradients (the projection
     does not depend on the scale; the surgeon must scale its oracle loss the same way, see `train`), which are
@@ -119,12 +120,9 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     losses = []
     for batch in group:
-        inputs, langs = to_device(batch, device)
+        inputs, _ = to_device(batch, device)
         with autocast(device, settings.precision):
             loss = model(**inputs).loss
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss is {loss.item()} at {where}; languages in the batch: "
-                                   f"{', '.join(sorted(set(langs)))}")
         scaler.scale(loss / len(group)).backward()
         losses.append(loss.detach())
         if surgeon and surgery_granularity == "micro_batch":
@@ -199,13 +197,15 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
         interval_losses, epoch_losses = [], []
         for _ in range(steps_per_epoch):
             group = [b for _, b in zip(range(settings.grad_accum), micro_batches)]
+            langs = sorted({lang for batch in group for lang in batch["langs"]})
             outcome.steps += 1
             learning_rate = optimizer.param_groups[0]["lr"]  # the rate this step uses
             loss = optimisation_step(model, group, grads=grads, optimizer=optimizer, scheduler=scheduler,
                                      settings=settings, device=device, surgeon=surgeon,
-                                     surgery_granularity=surgery_granularity, scaler=scaler,
-                                     where=f"{description}: step {outcome.steps} (epoch {epoch})")
-            loss = loss.item()
+                                     surgery_granularity=surgery_granularity, scaler=scaler).item()
+            if not math.isfinite(loss):  # checked after the step: a check per micro-batch would stall the GPU
+                raise TrainingDiverged(f"loss is {loss} at {description}: step {outcome.steps} (epoch {epoch}); "
+                                       f"languages in the batch: {', '.join(langs)}")
             interval_losses.append(loss)
             epoch_losses.append(loss)
             if outcome.steps % log_every == 0:
