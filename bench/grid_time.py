@@ -81,7 +81,7 @@ def main() -> None:
 
     from fslib import executors
     from fslib.batch import run_batch
-    from fslib.cli import prepare_offline
+    from fslib.mini.model import prepare_offline
     from fslib.reports import build_reports
 
     info = {"benchmark": "grid_time", "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -44,7 +44,7 @@ from transformers import AutoTokenizer, DataCollatorForTokenClassification, Trai
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from surgery_overhead import machine_info, write_json  # noqa: E402
 
-from fslib.cli import prepare_offline  # noqa: E402
+from fslib.mini.model import prepare_offline  # noqa: E402
 from fslib.data import load_shots, load_split  # noqa: E402
 from fslib.evaluation import evaluate  # noqa: E402
 from fslib.features import IGNORE, MODEL_INPUTS, Collator, build_features  # noqa: E402

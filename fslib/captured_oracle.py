@@ -12,15 +12,17 @@ Batches whose content changes (the source's random oracle batch) are right-padde
 and the token-level loss, so it changes nothing but rounding. Question answering is the exception: its loss
 spans every position, padded ones included, so its batches are captured at their exact shapes only.
 
-Falls back to the eager pass (with the reason in `fallback_reason`) where capture is not possible: not CUDA,
-more distinct shapes than `max_graphs`, or a model whose forward synchronises with the host. fp16, whose loss
-scaling belongs to the training loop, keeps the surgery's own eager pass (`capturable`). Dropout stays random:
-the graphs draw from the CUDA generator as eager kernels do.
+Falls back to the eager pass (with the reason in `fallback_reason`) off CUDA and beyond `max_graphs` distinct
+shapes. fp16, whose loss scaling belongs to the training loop, keeps the surgery's own eager pass (`capturable`).
+A model whose forward synchronises with the host cannot be captured: that is an error that says to set
+`cuda_graphs: false` (a failed capture leaves PyTorch's CUDA generator unusable, so there is no quiet fallback).
+Capture needs the caller's autograd graph released (`optimisation_step` deletes its loss after the backward):
+PyTorch ties each parameter's gradient accumulator to the stream it was made on while a graph keeps it alive.
+Dropout stays random: the graphs draw from the CUDA generator as eager kernels do.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -90,10 +92,9 @@ class CapturedOraclePass:
             try:
                 self.graphs[key] = self._capture(batch)
             except RuntimeError as error:  # e.g. a host sync inside the model's forward
-                self.fallback_reason = f"capture failed: {error}".splitlines()[0][:300]
-                warnings.warn(f"oracle pass: {self.fallback_reason}; running it eagerly", stacklevel=2)
-                self.graphs.clear()
-                return self.eager(batch)
+                # a failed capture leaves the CUDA generator unusable (PyTorch 2.11), so no eager fallback here
+                raise RuntimeError(f"the oracle pass could not be captured as a CUDA graph ({error}); "
+                                   "run with cuda_graphs: false") from error
         graph, static = self.graphs[key]
         for name, value in batch.items():
             static[name].copy_(value, non_blocking=True)

@@ -125,6 +125,7 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
             loss = model(**inputs).loss
         scaler.scale(loss / len(group)).backward()
         losses.append(loss.detach())
+        del loss  # frees the autograd graph now: a live one would tie the captured oracle pass to this stream
         if surgeon and surgery_granularity == "micro_batch":
             surgeon()  # the authors' variant: project the running sum after every micro-batch
     if surgeon and surgery_granularity == "step":
