@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup-runs", type=int, default=1,
+                        help="untimed runs of both first (CUDA context, cuBLAS and kernel caches)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"fslib": [], "hf_trainer": [], "fslib_eval": [], "hf_trainer_eval": []}
     steps = {}
     scores = {}
-    for repeat in range(args.repeats):
+    for repeat in range(-args.warmup_runs, args.repeats):
         order = ("fslib", "hf_trainer") if repeat % 2 == 0 else ("hf_trainer", "fslib")
         for name in order:
             gc.collect()
@@ -176,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                 evaluation, eval_wall, eval_cpu = timed(lambda: {
                     lang: trainer.evaluate(feats.select_columns([c for c in MODEL_INPUTS if c in feats.column_names]))
                     [f"eval_{task.metric}"] for lang, (examples, feats) in dev.items()})
+            if repeat < 0:  # warm-up
+                print(f"warm-up {name}: train {wall:6.2f} s, evaluate {eval_wall:6.2f} s", flush=True)
+                del model
+                continue
             runs[name].append({"wall_s": wall, "cpu_s": cpu, "steps_per_s": steps[name] / wall})
             eval_features = sum(len(feats) for _, feats in dev.values())
             runs[f"{name}_eval"].append(
@@ -216,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                    "eval_batch_size": args.eval_batch_size, "max_length": args.max_length, "learning_rate": 1e-3,
                    "optimizer": "AdamW (torch), eps 1e-8, weight decay 0, clip 1.0, linear schedule, no warm-up",
                    "sampler": "length-grouped (fslib.training.batches / Trainer group_by_length)",
-                   "dev_sets": {lang: len(feats) for lang, (_, feats) in dev.items()}, "repeats": args.repeats},
+                   "dev_sets": {lang: len(feats) for lang, (_, feats) in dev.items()}, "repeats": args.repeats,
+                   "warmup_runs": args.warmup_runs},
         "summary": summary, "ratios": ratios, "runs": runs,
         "dev_scores": scores,
         "goal": "ratios fslib/hf_trainer and fslib_eval/hf_trainer_eval >= 1.0",
