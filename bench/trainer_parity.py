@@ -163,14 +163,14 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
             model = fresh_model()
             if name == "fslib":
-                outcome, wall, cpu = timed(lambda: train(model, features, settings, collator=collator, seed=repeat,
+                outcome, wall, cpu = timed(lambda: train(model, features, settings, collator=collator, seed=repeat % 1000,
                                                          device=device, progress=False))
                 steps[name] = outcome.steps
                 evaluation, eval_wall, eval_cpu = timed(lambda: {
                     lang: evaluate(model, task, examples, feats, collator, args.eval_batch_size, device,
                                    progress=False)[task.metric] for lang, (examples, feats) in dev.items()})
             else:
-                trainer = Trainer(model=model, args=hf_args(scratch, settings, args.eval_batch_size, repeat, device),
+                trainer = Trainer(model=model, args=hf_args(scratch, settings, args.eval_batch_size, repeat % 1000, device),
                                   train_dataset=hf_train, data_collator=hf_collator,
                                   compute_metrics=hf_compute_metrics(task))
                 output, wall, cpu = timed(trainer.train)

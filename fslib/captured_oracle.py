@@ -27,13 +27,13 @@ from collections.abc import Callable
 
 import torch
 
+from fslib.config import CAPTURED_PRECISIONS
 from fslib.features import IGNORE
 from fslib.surgery import FlatGradients
 
 # how each sequence input is padded on the right; a batch holding any other 2-D input is captured unpadded
 PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE}
 EXACT_SHAPE_KEYS = ("start_positions",)  # QA: the loss covers padded positions too, so no padding
-CAPTURED_PRECISIONS = ("bf16", "fp32")
 
 
 def capturable(device: torch.device, precision: str) -> bool:

@@ -20,6 +20,7 @@ from fslib.methods import METHODS
 from fslib.tasks import get_task
 
 PRECISIONS = ("bf16", "fp16", "fp32")
+CAPTURED_PRECISIONS = ("bf16", "fp32")  # the oracle pass runs from CUDA graphs (fp16's loss scaling stays eager)
 LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `precision`
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fslib.config import RunConfig
+from fslib.config import CAPTURED_PRECISIONS, RunConfig
 from fslib.languages import SOURCE_LANG
 
 # ---- data sizes ---------------------------------------------------------------------------------------------
@@ -123,19 +123,24 @@ class Shape:
     eval_fraction: float = 1 / 3  # forward only: about a third of forward+backward (assumed)
     fp32_token_factor: float = 8.0  # precision: fp32 runs fp32 matmuls, no tensor-core bf16 (assumed)
 
-    def pass_seconds(self, tokens: float, precision: str) -> float:
-        return (self.pass_ms + self.token_ms * tokens * (self.fp32_token_factor if precision == "fp32" else 1)) / 1000
+    captured_pass_ms: float = 11.0  # an oracle pass replayed from CUDA graphs: launches gone, memory traffic left
+
+    def pass_seconds(self, tokens: float, precision: str, captured: bool = False) -> float:
+        fixed = self.captured_pass_ms if captured else self.pass_ms
+        return (fixed + self.token_ms * tokens * (self.fp32_token_factor if precision == "fp32" else 1)) / 1000
 
 
 # XLM-R large: surgery_overhead-cuda-large.json, H100, batch 32, padded length 27-60: a naive step 72.0 ms; the
 # oracle forward/backward alone (5 examples, ~235 tokens) 57.0 ms. With AdamW + clip taken as 5 ms (assumed),
-# the two passes give 55 ms per pass and 0.0085 ms per token. XLM-R base has no H100 measurement: half the layers
-# of large at a smaller width, so half the per-pass time and 0.3x the per-token time (extrapolated).
+# the two passes give 55 ms per pass and 0.0085 ms per token. The oracle pass replayed from CUDA graphs
+# (fslib.captured_oracle) took 13.9 ms in the same benchmark (surgery_overhead-cuda-large.json, 2026-11-27; 5
+# examples padded to 32-token buckets, ~300 tokens): 11 ms fixed. XLM-R base has no H100 measurement: half the
+# layers of large at a smaller width, so half the per-pass times and 0.3x the per-token time (extrapolated).
 SHAPES: dict[str, Shape] = {
     "large": Shape("xlm-roberta-large", pass_ms=55.0, token_ms=0.0085, optimizer_ms=5.0,
                    source="measured on an H100 (naive step 72.0 ms, oracle pass 57.0 ms at batch 32 / 5), split "
                           "into per-pass and per-token time with AdamW taken as 5 ms"),
-    "base": Shape("xlm-roberta-base", pass_ms=27.5, token_ms=0.0026, optimizer_ms=2.0,
+    "base": Shape("xlm-roberta-base", pass_ms=27.5, token_ms=0.0026, optimizer_ms=2.0, captured_pass_ms=5.5,
                   source="extrapolated from the large shape's H100 numbers (12 of 24 layers, hidden 768 of 1024)"),
 }
 
@@ -252,7 +257,9 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
             passes = c.alpha * applications  # each application: one coin, one oracle language drawn uniformly
             cost.passes["oracle passes"] += passes
             if shape:
-                mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision) for lang in oracles)
+                captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.captured_oracle
+                mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision, captured)
+                                   for lang in oracles)
                 cost.seconds["oracle passes"] += passes * mean_seconds / len(oracles)
         if c.task != "tydiqa" or c.hold_out_source_dev:
             points = evaluation_points(c, steps, c.epochs)
