@@ -51,10 +51,6 @@ def test_real_grid_has_the_required_shape(real_params):
 def test_one_tiny_run_with_the_real_encoder_on_ud(tmp_path):
     """K=1, one epoch, one target: build the encoder trimmed to the run's sentences, co-train with surgery,
     evaluate on real test sentences."""
-    from fslib import models
-
-    if not hasattr(models, "build_offline_encoder"):
-        pytest.skip("fslib.models.build_offline_encoder (the real encoder) is not part of this checkout")
     from fslib.offline_encoder import prepare_encoder
     from fslib.results import load_results
     from fslib.runner import run_experiment
