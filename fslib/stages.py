@@ -18,8 +18,8 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.captured_oracle import capturable, oracle_pass
+from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.data import load_shots, load_split, stable_seed
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
