@@ -25,9 +25,10 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev")
+                "select_every_steps", "hold_out_source_dev", "save_model")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
-NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs")
+NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
+              "checkpoint_every_epoch")
 
 
 @dataclass
@@ -86,6 +87,13 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     cuda_graphs: bool = True  # on CUDA (bf16/fp32), replay the surgery's oracle pass from CUDA graphs (faster)
     tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.tracking)
+    # the trained model, saved (save_pretrained, with the tokenizer) in the run's model/ folder: "best" (the
+    # selected checkpoint, which the test rows measure) or "last" (the final weights). Default "none": a grid of
+    # hundreds of XLM-R large runs would fill terabytes (2.2 GB a model)
+    save_model: str = "none"
+    # co-training and source-training write a checkpoint at every epoch end (one file, overwritten), so that a
+    # killed run resumes from its last finished epoch with the same result (fslib.checkpoint)
+    checkpoint_every_epoch: bool = True
     progress: bool = True
     notes: str = ""
 
@@ -100,6 +108,9 @@ class RunConfig:
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
                              "use selection: last with it (as the authors do)")
+        if self.method == "zero-shot" and self.save_model == "last" and self.selection == "best":
+            raise ValueError("save_model: last with zero-shot: its model is the source model, kept at its selected "
+                             "checkpoint only; use save_model: best (or selection: last)")
         if self.train_batch_size % self.grad_accum:
             raise ValueError(f"train_batch_size {self.train_batch_size} is not a multiple of grad_accum "
                              f"{self.grad_accum}")
@@ -180,9 +191,9 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": ("step", "micro_batch"), "sampler": ("length_grouped", "random"),
-           "selection": ("best", "last"), "precision": PRECISIONS}
+           "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
 BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
-            "gradient_similarity", "tensorboard", "progress", "cuda_graphs")
+            "gradient_similarity", "tensorboard", "progress", "cuda_graphs", "checkpoint_every_epoch")
 
 
 def check_values(config: RunConfig) -> None:

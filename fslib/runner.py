@@ -3,10 +3,12 @@ language, and writes the run's folder (through fslib.ledger: config.json, extra 
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pandas as pd
 
+from fslib.checkpoint import CHECKPOINT_DIR
 from fslib.config import RunConfig, run_dir
 from fslib.ledger import write_run
 from fslib.methods import get_method
@@ -24,6 +26,7 @@ def run_experiment(config: RunConfig) -> pd.DataFrame:
     frame = rows_frame(experiment.rows, task=c.task, method=c.label, k=c.k, seed=c.seed, run_id=c.run_id,
                        config_hash=c.config_hash)
     write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions, timings)
+    shutil.rmtree(run_dir(c) / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete: nothing to resume
     return frame
 
 
