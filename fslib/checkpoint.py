@@ -63,6 +63,9 @@ class EpochCheckpoint:
         if state is None:
             self.remove()
             return None
+        for stray in self.folder.glob("best-*.pt"):  # written by the killed attempt after its last state.pt
+            if stray.name != best:
+                stray.unlink()
         if self.restore_extra:
             self.restore_extra(state.pop("extra"))
         print(f"resuming {self.identity} after epoch {state['epoch']} (step {state['outcome']['steps']}) from "

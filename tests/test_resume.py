@@ -2,11 +2,12 @@
 epoch and writes the same files as a run never interrupted; `save_model` keeps the run's model where a group can
 read it; on Slurm the job callable requeues itself."""
 
+import json
 import pickle
 
-import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification
 
 from fslib.config import RunConfig
@@ -18,10 +19,9 @@ SMALL = dict(epochs=2, learning_rate=3e-3, max_train_examples=240, max_eval_exam
              eval_batch_size=128, train_batch_size=16, target_dev_curves=False)
 
 
-def config(mini_dir, tiny_model, output_dir, **overrides) -> RunConfig:
-    return RunConfig(task="ner", method="gradient-co-train", k=5, seed=1, model=str(tiny_model),
-                     data_dir=str(mini_dir), languages=list(MINI_LANGS), output_dir=str(output_dir),
-                     **{**SMALL, **overrides})
+def config(mini_dir, tiny_model, output_dir, method="gradient-co-train", k=5, **overrides) -> RunConfig:
+    return RunConfig(task="ner", method=method, k=k, seed=1, model=str(tiny_model), data_dir=str(mini_dir),
+                     languages=list(MINI_LANGS), output_dir=str(output_dir), **{**SMALL, **overrides})
 
 
 class Interrupted(Exception):
@@ -52,6 +52,35 @@ def test_interrupted_co_training_resumes_to_the_same_files(mini_dir, tiny_model,
         assert (folder / name).read_bytes() == (run_dir(whole) / name).read_bytes(), name
     assert not (folder / "checkpoint").exists()  # removed once the rows are written
     assert not (folder / "model").exists()  # save_model: none (the default) writes no model
+
+
+def test_interrupted_source_training_resumes_to_the_same_model(mini_dir, tiny_model, tmp_path, monkeypatch):
+    whole = Experiment(config(mini_dir, tiny_model, tmp_path / "whole", method="zero-shot", k=0)).source_model_dir()
+    real_score, calls = Experiment.score, []
+
+    def interrupt_second_evaluation(self, *args, **kwargs):  # source-training evaluates once per epoch
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted
+        return real_score(self, *args, **kwargs)
+
+    again = config(mini_dir, tiny_model, tmp_path / "resumed", method="zero-shot", k=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(Experiment, "score", interrupt_second_evaluation)
+        with pytest.raises(Interrupted):
+            Experiment(again).source_model_dir()
+    checkpoint = list((tmp_path / "resumed" / "source_models").glob("*.checkpoint"))
+    assert len(checkpoint) == 1 and torch.load(checkpoint[0] / "state.pt", weights_only=True)["epoch"] == 1
+
+    resumed = Experiment(again).source_model_dir()
+    assert resumed.name == whole.name and not checkpoint[0].exists()
+    records = [json.loads((folder / "source_training.json").read_text()) for folder in (whole, resumed)]
+    for record in records:
+        del record["trained_by"]
+    assert records[0] == records[1] and len(records[0]["dev_curve"]) == 2
+    weights = [load_file(folder / "model.safetensors") for folder in (whole, resumed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
 @pytest.mark.parametrize("which", ["best", "last"])
