@@ -1,13 +1,13 @@
 """Epoch checkpoints, so that a killed run (a kill, a crash, a Slurm timeout or preemption) resumes from its last
 finished epoch and ends as an uninterrupted run would (bitwise on the CPU); and saving a run's trained model.
 
-A checkpoint folder belongs to one `fslib.training.train` call. It holds `state.pt`, overwritten at every epoch
-end: the weights, the optimiser, the schedule, the gradient scaler, every random generator the loop draws from
-(torch's, CUDA's, Python's `random`, the data order's, the surgery's), the outcome so far (steps, selection,
-training and surgery logs) and what the caller records alongside (its rows). With `select: best` the best
-weights so far lie beside it in `best-<step>.pt`, written only when they change (a large model's checkpoint stays
-one copy of the weights and the optimiser, plus the best weights). Every file goes through a temporary file and a
-rename, `state.pt` last, so a kill at any moment leaves the last epoch's checkpoint whole.
+A checkpoint folder belongs to one `fslib.training.train` call. It holds `state.pt`, overwritten at every epoch end
+but the last: the weights, the optimiser, the schedule, the gradient scaler, every random generator the loop draws
+from (torch's, CUDA's, Python's `random`, the data order's, the surgery's), the outcome so far (steps, selection,
+training and surgery logs) and what the caller records alongside (its rows). With `select: best` the best weights so
+far lie beside it in `best-<step>.pt`, written only when they change (a large model's checkpoint stays one copy of
+the weights and the optimiser, plus the best weights). Every file goes through a temporary file and a rename,
+`state.pt` last, so a kill at any moment leaves the last epoch's checkpoint whole.
 
 The checkpoint is written after the epoch's evaluation, when the surgery's statistics have just been reset: a
 resumed epoch starts exactly where the next epoch of the uninterrupted run would.

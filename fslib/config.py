@@ -91,8 +91,9 @@ class RunConfig:
     # selected checkpoint, which the test rows measure) or "last" (the final weights). Default "none": a grid of
     # hundreds of XLM-R large runs would fill terabytes (2.2 GB a model)
     save_model: str = "none"
-    # co-training and source-training write a checkpoint at every epoch end (one file, overwritten), so that a
-    # killed run resumes from its last finished epoch with the same result (fslib.checkpoint)
+    # co-training and source-training write a checkpoint at every epoch end but the last (one file, overwritten;
+    # XLM-R large: ~7 GB), so that a killed run resumes from its last finished epoch with the same result
+    # (fslib.checkpoint)
     checkpoint_every_epoch: bool = True
     progress: bool = True
     notes: str = ""

@@ -160,8 +160,8 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     The mean loss and the learning rate of every `log_every` steps and of every epoch go to
     `outcome.training_log` (stage = `description`); `on_log` sees each entry, and the surgery statistics, as
     they come (fslib.tracking.TensorBoardLog is one).
-    checkpoint: saved at every epoch end; when it holds a saved state, training resumes after that epoch (the
-    caller's rows and logs of the epochs done come back through its extra state, not from `on_evaluate` again).
+    checkpoint: saved at every epoch end but the last; when it holds a state, training resumes after that epoch
+    (the caller's rows of the epochs done come back through its extra state, not from `on_evaluate` again).
     on_final_weights(model) sees the model after the last step, before `select: best` restores the best weights.
     """
     if select not in ("last", "best"):
@@ -240,7 +240,7 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
                 on_log({"stage": description, "kind": "surgery", **outcome.surgery_log[-1]})
         if not every:
             evaluate(epoch)
-        if checkpoint:
+        if checkpoint and epoch < settings.epochs:  # after the last one, a kill costs an epoch, not a write
             checkpoint.save(capture(epoch, total_steps, outcome=outcome, best_score=best_score, **loop), best_state,
                             outcome.selected_step)
     bar.close()
