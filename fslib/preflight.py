@@ -48,14 +48,15 @@ class Need:
 
 def needs(config: RunConfig) -> list[Need]:
     """The splits `config` reads, as its method reads them (fslib.methods, fslib.stages)."""
+    from fslib.data import shot_split
+
     c = config.resolved()
     targets = c.targets
     has_source_dev = c.task != "tydiqa" or c.hold_out_source_dev
-    shot_split = lambda lang: "dev" if c.task == "xnli" else "train"  # noqa: E731 (fslib.data.shot_split)
     wanted: list[Need] = [Need(SOURCE_LANG, "train")] + ([Need(SOURCE_LANG, "dev")] if has_source_dev else [])
     if c.method == "zero-shot":
         return wanted + [Need(lang, "test") for lang in c.languages]
-    wanted += [Need(lang, shot_split(lang), c.k) for lang in targets]
+    wanted += [Need(lang, shot_split(c.task, lang), c.k) for lang in targets]
     if c.method in ("ord-FS", "ord-FS+dev"):
         wanted += [Need(lang, "dev") for lang in targets] if c.method == "ord-FS+dev" else []
         return wanted + [Need(lang, "test") for lang in [SOURCE_LANG, *targets]]
