@@ -121,12 +121,15 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
     runs, batches = plan(param_files)
     sources, reused = source_jobs(runs)
     print(describe(runs, sources, reused))
+    from fslib.preflight import check_data  # every data file the runs to do read, before anything trains
+
+    data_ok = check_data([run.config for run in runs if run.status not in ("done", "running")], stop=not dry_run)
     if dry_run:
         from fslib.cost import dry_run_report
 
         print(dry_run_report(param_files, [run.config for run in runs],
                              [run.config for run in runs if run.status not in ("done", "running")]))
-        return 0
+        return 0 if data_ok else 2
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
     output_dir = Path(runs[0].config.output_dir) if runs else Path("outputs")
     executor = make_executor(executor_name, jobs, cluster, output_dir)

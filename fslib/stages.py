@@ -24,6 +24,7 @@ from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.data import load_shots, load_split, stable_seed
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
+from fslib.files import save_pretrained
 from fslib.languages import SOURCE_LANG
 from fslib.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
 from fslib.models import load_model
@@ -257,8 +258,7 @@ class Experiment:
                         checkpoint=checkpoint if self.config.checkpoint_every_epoch else None)
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
-        self.tokenizer.save_pretrained(partial)
+        save_pretrained(partial, model, self.tokenizer)  # group-readable, for shared storage
         write_source_record(partial, {"selected_epoch": outcome.selected_epoch,
                                       "selected_step": outcome.selected_step, "steps": outcome.steps,
                                       "dev_curve": curve, "training_log": outcome.training_log,

@@ -35,7 +35,7 @@ def notebook_parameters(config: RunConfig) -> dict:
     return named
 
 
-def execute_run_notebook(config: RunConfig, kernel_name: str = "python3", log: Path | None = None) -> Path:
+def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log: Path | None = None) -> Path:
     """Execute the task notebook of `config` into its run folder; returns the folder. A failure is recorded in
     the folder (with `log`, the job's log, where there is one) and raised again."""
     folder = run_dir(config)
