@@ -16,7 +16,6 @@ resumed epoch starts exactly where the next epoch of the uninterrupted run would
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import shutil
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from fslib.files import write_atomic
+from fslib.files import make_shareable, save_pretrained, write_atomic
 
 CHECKPOINT_DIR = "checkpoint"  # in a run's folder, removed once the run has written its rows
 MODEL_DIR = "model"  # in a run's folder: the model `save_model` asks for
@@ -141,9 +140,7 @@ def save_trained_model(model: torch.nn.Module, tokenizer, folder: Path) -> None:
     cannot read)."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    share(partial)
+    save_pretrained(partial, model, tokenizer)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
 
@@ -153,14 +150,6 @@ def copy_model(source: Path, folder: Path) -> None:
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(source, partial)
-    share(partial)
+    make_shareable(partial)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
-
-
-def share(folder: Path) -> None:
-    """Files 0666 and folders 0777 less the umask, as a plain `open` or `mkdir` would make them."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [folder, *folder.rglob("*")]:
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
