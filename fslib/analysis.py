@@ -302,10 +302,10 @@ def script_study_table(results: pd.DataFrame, task: str, k: int = 5, langs=None,
 # ---- what the reports are given -------------------------------------------------------------------------------
 def missing_methods(results: pd.DataFrame, methods, task: str | None = None, k: int | None = None) -> list[str]:
     """The methods of `methods` that have no test rows (of `task`, at K=`k`; zero-shot read at k=0): what an
-    analysis comparing them has to do without."""
+    analysis comparing them has to do without. A method split by `separate_variants` counts as present."""
     rows = headline_test_rows(results, task)
-    present = {method for method, at in zip(rows["method"], rows["k"])
-               if k is None or at == (0 if method == ZERO_SHOT else k)}
+    base = rows["method"].str.split(" [", n=1, regex=False).str[0]  # a method kept apart per configuration
+    present = {method for method, at in zip(base, rows["k"]) if k is None or at == (0 if method == ZERO_SHOT else k)}
     return [method for method in methods if method not in present]
 
 

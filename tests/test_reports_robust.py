@@ -108,6 +108,7 @@ def test_an_ablation_is_kept_apart_not_averaged(tmp_path):
     assert main[("ner", 5, "gradient-co-train [alpha=0.5]")] - ord_fs == pytest.approx(2.0)
     assert main[("ner", 5, "gradient-co-train [alpha=1.0]")] - ord_fs == pytest.approx(10.0)
     assert ("ner", 5, "gradient-co-train") not in main.index
+    assert analysis.missing_methods(results, ["gradient-co-train", "zero-shot"]) == ["zero-shot"]
 
 
 def test_several_models_get_reports_of_their_own(tmp_path):
