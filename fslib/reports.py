@@ -378,14 +378,15 @@ def _headline_of(folder: Path, which: str) -> str:
     if (folder / "main_results.csv").exists():
         main = pd.read_csv(folder / "main_results.csv").set_index(["task", "k", "method"])
         parts.append(f"<h2>Headline: Table 1{html.escape(which)}</h2>"
-                     "<p>Mean ± sd over seeds of the average over languages (source included, as the paper averages); coloured by the difference to zero-shot, best in bold.</p>"
+                     "<p>Mean ± sd over seeds of the average over languages (source included, as the paper "
+                     "averages); coloured by the difference to zero-shot, best in bold.</p>"
                      + style_main_table(main).to_html())
     if (folder / "significance.csv").exists():
         comparisons = pd.read_csv(folder / "significance.csv")
         if not comparisons.empty:
             parts.append(f"<h2>Differences to ord-FS and naive-co-train{html.escape(which)}</h2>"
-                         "<p>Δ over target languages with a 95% bootstrap interval; p from a paired sign-flip test over languages, Holm-corrected "
-                         "over the table; * and bold: significant at 0.05 after the correction.</p>"
+                         "<p>Δ over target languages with a 95% bootstrap interval; p from a paired sign-flip "
+                         "test over languages, Holm-corrected over the table; * and bold: significant at 0.05 after the correction.</p>"
                          + style_comparisons(comparisons).to_html())
     return "".join(parts) or "<p>No headline table yet (no test results).</p>"
 
