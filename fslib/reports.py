@@ -386,7 +386,8 @@ def _headline_of(folder: Path, which: str) -> str:
         if not comparisons.empty:
             parts.append(f"<h2>Differences to ord-FS and naive-co-train{html.escape(which)}</h2>"
                          "<p>Δ over target languages with a 95% bootstrap interval; p from a paired sign-flip "
-                         "test over languages, Holm-corrected over the table; * and bold: significant at 0.05 after the correction.</p>"
+                         "test over languages, Holm-corrected over the table; * and bold: significant at 0.05 "
+                         "after the correction.</p>"
                          + style_comparisons(comparisons).to_html())
     return "".join(parts) or "<p>No headline table yet (no test results).</p>"
 
