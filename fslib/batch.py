@@ -154,15 +154,15 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
             failures += 1
             if failure(outcome.job.folder) is None:  # the job died before it could say why: killed, cancelled
                 record_failure(outcome.job.folder, RunConfig(**outcome.job.config), outcome.error, log=outcome.log)
-    indexes = []
+    builds = []
     if reports:
-        from fslib.reports import build_reports
+        from fslib.reports import build_reports, report_summary
 
-        indexes = [build_reports(output_dir, jobs=jobs)
-                   for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
+        builds = [build_reports(output_dir, jobs=jobs)
+                  for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
     done_before = len(runs) - len(todo)
     print(f"{done_before} runs were already done, {len(todo) - failures} ran now, {failures} failed"
           if todo else f"all {len(runs)} runs already done")
-    for index in indexes:  # last, so that the path is what a user sees when the batch ends
-        print(f"report index: {index}")
-    return 1 if failures else 0
+    for build in builds:  # last, so that the path (and any failed report) is what a user sees when the batch ends
+        print(report_summary(build))
+    return 1 if failures or any(not build.ok for build in builds) else 0

@@ -17,9 +17,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +80,54 @@ class IPCKernelManager(AsyncKernelManager):
     def _kit_kernel_spec_manager(self) -> KernelSpecManager:
         others = KernelSpecManager(data_dir=self.data_dir).kernel_dirs
         return KernelSpecManager(data_dir=self.data_dir, kernel_dirs=kit_kernel_dirs(Path(self.scratch)) + others)
+
+    async def start_kernel(self, **kwargs) -> None:
+        await super().start_kernel(**kwargs)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    async def _async_interrupt_kernel(self) -> None:
+        # jupyter_client interrupts (SIGINT) every kernel it shuts down; one that is still finishing its last
+        # message then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." though nothing went wrong.
+        # papermill shuts a kernel down only after its cells are done (or failed), and a kernel that does not
+        # leave after the shutdown request is killed, so the interrupt is skipped there. Interrupts asked for
+        # explicitly (nbclient's interrupt_kernel, on a cell timeout) go through the base class unchanged.
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        await super()._async_cleanup_resources(restart=restart)
+
+    async def cleanup_resources(self, restart: bool = False) -> None:  # nbclient's path after a dead kernel
+        await self._async_cleanup_resources(restart=restart)
+
+
+_LIVE: set[IPCKernelManager] = set()  # kernels started and not yet cleaned up, for kill_kernels
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_kernels() -> int:
+    """SIGKILL every kernel this process started that is still up (their notebooks then fail at once with a dead
+    kernel): how a build that is told to stop leaves without waiting for its notebooks. Returns how many."""
+    with _LIVE_LOCK:
+        managers = list(_LIVE)
+    killed = 0
+    for manager in managers:
+        provisioner = manager.provisioner
+        process = getattr(provisioner, "process", None)
+        if process is None or process.poll() is not None:  # gone already
+            continue
+        pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
 
 
 def _alive(pid: int) -> bool:
