@@ -1,4 +1,4 @@
-"""The `fslib` command line: `fslib batch`, `fslib status`, `fslib demo`."""
+"""The `fslib` command line: `fslib batch`, `fslib status`, `fslib migrate`, `fslib demo`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate(args: argparse.Namespace) -> int:
+    from fslib.ledger import legacy_run_folders, migrate_runs
+
+    for output_dir in args.output_dirs:
+        for line in migrate_runs(output_dir):
+            print(line)
+    return 1 if any(legacy_run_folders(output_dir) for output_dir in args.output_dirs) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fslib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     show = commands.add_parser("status", help="done, running, failed and pending runs of parameter files")
     show.add_argument("params", nargs="+")
     show.set_defaults(handler=status)
+    move = commands.add_parser("migrate", help="move run folders of the layout before the config hash was part of "
+                                               "a run's folder into the current one")
+    move.add_argument("output_dirs", nargs="+", help="output folders (outputs, outputs/real, ...)")
+    move.set_defaults(handler=migrate)
     demo = commands.add_parser("demo", help="the mini grid of all four tasks and the analyses, offline (CPU)")
     demo.add_argument("--jobs", type=int, default=2)
     demo.set_defaults(handler=lambda args: batch(argparse.Namespace(
