@@ -145,11 +145,14 @@ def _temporary(folder: Path, name: str) -> Path:
 def result_set(folder: Path) -> list[str]:
     """The names of the files that make up the finished run in `folder`: those its manifest lists, or for runs
     written before manifests, what `write_run` wrote then."""
-    manifest = read_manifest(folder)
+    try:
+        manifest = read_manifest(folder)
+    except ValueError:  # unreadable: what an older kit wrote, and the manifest itself
+        manifest = None
     if manifest is not None:
         return [*manifest["files"], MANIFEST_FILE]
     return [path.name for path in [folder / CONFIG_FILE, *sorted(folder.glob("*.csv")), folder / PREDICTIONS_FILE,
-                                   folder / TIMINGS_FILE] if path.is_file()]
+                                   folder / TIMINGS_FILE, folder / MANIFEST_FILE] if path.is_file()]
 
 
 def _commit(folder: Path, staged: dict[str, Path]) -> None:
@@ -157,7 +160,7 @@ def _commit(folder: Path, staged: dict[str, Path]) -> None:
     crash half-way leaves files that do not match the manifest (corrupt: rerun), never a mix that looks done."""
     for stale in folder.glob(PREVIOUS.format("*")):
         stale.unlink()
-    old = result_set(folder)
+    old = [name for name in result_set(folder) if (folder / name).is_file()]  # a damaged set may lack some
     for name in old:
         _keep_copy(folder / name, folder / PREVIOUS.format(name))
     for name, path in staged.items():
@@ -183,7 +186,8 @@ def read_manifest(folder: Path) -> dict | None:
         return None
     try:
         manifest = json.loads(path.read_text())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or \
+                not all(isinstance(entry, dict) for entry in manifest["files"].values()):
             raise ValueError("not a manifest")
         return manifest
     except (OSError, ValueError) as error:
@@ -193,8 +197,8 @@ def read_manifest(folder: Path) -> dict | None:
 def corruption(folder: Path) -> str | None:
     """What is wrong with the result files of `folder`, naming the file; None when they are whole. With a
     manifest: every file it lists has its size and checksum (predictions: size only, they can be large) and the
-    rows their count; without (runs written before manifests): results.csv parses, has the core columns and
-    complete rows."""
+    rows their count; without (runs written before manifests): results.csv is text with a header and whole
+    rows (fslib.results.results_problem)."""
     try:
         manifest = read_manifest(folder)
     except ValueError as error:

@@ -133,24 +133,33 @@ def test_a_truncated_results_file_makes_its_run_corrupt_and_the_batch_runs_it_ag
                                   load_results(run.folder).sort_values(key).reset_index(drop=True))
 
 
-@pytest.mark.parametrize("damage", ["empty", "binary", "edited", "no manifest, cut"])
+@pytest.mark.parametrize("damage", ["empty", "binary", "edited", "no manifest, cut", "manifest"])
 def test_damaged_result_files_are_corrupt_with_the_file_named(tmp_path, damage, capsys):
     params = write_params(tmp_path / "grid.yaml", [{**GRID, "languages": ["en", "de"]}], model="m",
                           output_dir=str(tmp_path / "out"))
-    folder = finish(plan([params], prepare=False)[0][0].config)
+    config = plan([params], prepare=False)[0][0].config
+    folder = finish(config)
     results = folder / "results.csv"
+    named = folder / MANIFEST_FILE if damage == "manifest" else results
     if damage == "empty":
         results.write_bytes(b"")
     elif damage == "binary":
         results.write_bytes(os.urandom(len(results.read_bytes())))
     elif damage == "edited":  # same size, another number: only the checksum sees it
         results.write_text(results.read_text().replace("80.0", "90.0"))
+    elif damage == "manifest":
+        (folder / MANIFEST_FILE).write_text('{"files": {"results.csv": ')
     else:  # a run of an older kit (no manifest) whose rows were cut
         (folder / MANIFEST_FILE).unlink()
         results.write_text(results.read_text()[:-12])
     assert [run.status for run in plan([params], prepare=False)[0]] == ["corrupt"]
     assert main(["status", str(params)]) == 0
-    assert f"            {results}: " in capsys.readouterr().out
+    assert f"            {named}: " in capsys.readouterr().out
+    with pytest.raises(ValueError, match=str(named)):
+        load_results(tmp_path / "out")
+    finish(config)  # written again over the damaged set
+    assert [run.status for run in plan([params], prepare=False)[0]] == ["done"]
+    assert len(load_results(tmp_path / "out")) == 2
 
 
 @pytest.mark.parametrize("record", [b"", b'{"config_hash": "abc', b"\xff\xfe\x00garbage", b"[1, 2]", b"null", "dir"])
