@@ -22,8 +22,8 @@ def run_experiment(config: RunConfig) -> pd.DataFrame:
     c = experiment.config
     get_method(c.method).train_and_evaluate(experiment)
     timings = {**experiment.timer.as_dict(), "run_experiment": round(time.perf_counter() - started, 3)}
-    frame = rows_frame(experiment.rows, task=c.task, method=c.label, model=model_name(c.model), k=c.k, seed=c.seed, run_id=c.run_id,
-                       config_hash=c.config_hash)
+    frame = rows_frame(experiment.rows, task=c.task, method=c.label, model=model_name(c.model), k=c.k, seed=c.seed,
+                       run_id=c.run_id, config_hash=c.config_hash)
     write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions, timings)
     return frame
 
