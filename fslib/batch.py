@@ -15,8 +15,8 @@ from pathlib import Path
 from fslib.config import RunConfig, run_dir
 from fslib.data.errors import DataError
 from fslib.executors import job_alive, make_executor
-from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, failure, record_failure, run_status,
-                          source_model_done, source_model_folder)
+from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, corruption, failure, legacy_notice,
+                          record_failure, run_status, source_model_done, source_model_folder)
 from fslib.methods import METHODS
 from fslib.params import load_params
 
@@ -103,8 +103,11 @@ def describe(runs: list[PlannedRun], sources: list[Job], reused: list[Path]) -> 
     lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])]
     for run in runs:
         lines.append(f"  [{run.status:>7}] {run.config.run_id}  {run.folder}")
+        if run.status == "corrupt":  # which file, and what is wrong with it: the run goes again
+            lines.append(f"            {corruption(run.folder)}")
     lines.append(f"source models: {len(sources)} to train, {len(reused)} reused")
     lines += [f"  [  train] {job.name}" for job in sources] + [f"  [ reuse] {folder.name}" for folder in reused]
+    lines += legacy_notice(run.config.output_dir for run in runs)
     return "\n".join(lines)
 
 

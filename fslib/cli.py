@@ -1,4 +1,4 @@
-"""The `fslib` command line: `fslib batch`, `fslib status`, `fslib reports`, `fslib demo`."""
+"""The `fslib` command line: `fslib batch`, `fslib status`, `fslib reports`, `fslib migrate`, `fslib demo`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def reports(args: argparse.Namespace) -> int:
     return 0 if build.ok else 1
 
 
+def migrate(args: argparse.Namespace) -> int:
+    from fslib.ledger import legacy_run_folders, migrate_runs
+
+    for output_dir in args.output_dirs:
+        for line in migrate_runs(output_dir):
+            print(line)
+    return 1 if any(legacy_run_folders(output_dir) for output_dir in args.output_dirs) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fslib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--jobs", type=int, default=1, help="notebooks at a time")
     build.add_argument("--force", action="store_true", help="rebuild even when no result changed")
     build.set_defaults(handler=reports)
+    move = commands.add_parser("migrate", help="move run folders of the layout before the config hash was part of "
+                                               "a run's folder into the current one")
+    move.add_argument("output_dirs", nargs="+", help="output folders (outputs, outputs/real, ...)")
+    move.set_defaults(handler=migrate)
     demo = commands.add_parser("demo", help="the mini grid of all four tasks and the analyses, offline (CPU)")
     demo.add_argument("--jobs", type=int, default=2)
     demo.set_defaults(handler=lambda args: batch(argparse.Namespace(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -44,3 +45,10 @@ def save_pretrained(folder: Path | str, *parts) -> None:
     for part in parts:
         part.save_pretrained(folder)
     make_shareable(folder)
+def fingerprint(path: Path) -> dict:
+    """A file's size and SHA-256, as run manifests record them (fslib.ledger) and readers check them."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": Path(path).stat().st_size, "sha256": digest.hexdigest()}

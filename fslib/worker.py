@@ -2,8 +2,8 @@
 run executed as a papermill run of its task notebook into its run folder.
 
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
-leaves result rows: the notebook writes them atomically once training and evaluation are done, and a failure of
-any cell removes them again.
+leaves result rows of its own: the notebook writes them atomically once training and evaluation are done, and a
+failure of any later cell puts back the results it replaced (fslib.ledger.discard_results).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log:
     try:
         execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
     except BaseException as error:
-        discard_results(folder)  # rows written before a later cell failed belong to a failed run
+        discard_results(folder, since=started)  # rows this attempt wrote belong to a failed run; older ones stay
         record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started, log)
         raise
     return folder

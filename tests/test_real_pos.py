@@ -53,7 +53,7 @@ def test_one_tiny_run_with_the_real_encoder_on_ud(tmp_path):
     evaluate on real test sentences."""
     from fslib.offline_encoder import prepare_encoder
     from fslib.results import load_results
-    from fslib.runner import run_experiment
+    from fslib.runner import run_dir, run_experiment
 
     encoder = tmp_path / "encoder"
     prepare_encoder(encoder, UD_DIR, ["en", "hi"])
@@ -65,5 +65,5 @@ def test_one_tiny_run_with_the_real_encoder_on_ud(tmp_path):
     test = rows[(rows["split"] == "test") & (rows["metric"] == "f1")].set_index("lang")["value"]
     assert set(test.index) == {"en", "hi"} and test.between(0, 100).all()
     assert len(load_results(tmp_path / "out" / "runs")) == len(rows)
-    assert (tmp_path / "out" / "runs" / "pos" / "gradient-co-train" / "k1" / "seed1" / "surgery.csv").exists()
+    assert (run_dir(config) / "surgery.csv").exists()
     assert dataclasses.asdict(config)["source"] == "ud"
