@@ -163,9 +163,9 @@ def test_damaged_result_files_are_corrupt_with_the_file_named(tmp_path, damage, 
 
 
 @pytest.mark.parametrize("record", [b"", b'{"config_hash": "abc', b"\xff\xfe\x00garbage", b"[1, 2]", b"null", "dir"])
-def test_a_corrupt_failure_record_does_not_stop_status_or_batch(tmp_path, record):
-    params = write_params(tmp_path / "grid.yaml", [{**GRID, "languages": ["en", "de"], "seeds": [1, 2]}],
-                          model="m", output_dir=str(tmp_path / "out"))
+def test_a_corrupt_failure_record_does_not_stop_status_or_batch(tmp_path, mini_dir, record):
+    params = write_params(tmp_path / "grid.yaml", [{**GRID, "seeds": [1, 2]}], model="m",
+                          data_dir=str(mini_dir), output_dir=str(tmp_path / "out"))  # data the preflight accepts
     first = plan([params], prepare=False)[0][0]
     first.folder.mkdir(parents=True)
     if record == "dir":
