@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fslib.executors import EXECUTORS
+from fslib.processes import OutputFolderBusy
 
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
@@ -15,8 +16,10 @@ MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.pare
 def batch(args: argparse.Namespace) -> int:
     from fslib.batch import run_batch
 
-    # SIGTERM (kill, a cluster's time limit) unwinds like Ctrl-C, so the running jobs are stopped too
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # SIGTERM (kill, a cluster's time limit) and SIGHUP (the terminal closed) unwind like Ctrl-C, so the running
+    # jobs are stopped too
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     return run_batch(args.params, executor_name=args.executor, jobs=args.jobs, dry_run=args.dry_run,
                      reports=not args.no_reports)
 
@@ -51,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # bad parameter files and configurations: the message says what and where
         print(f"fslib: error: {error}", file=sys.stderr)
         return 2
+    except OutputFolderBusy as error:  # another batch writes the output folder: the message names it
+        print(f"fslib: error: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":
