@@ -37,8 +37,8 @@ class Stopped(SystemExit):
 
 
 def _stop(signum: int, frame) -> None:
-    for sig in STOP_SIGNALS:  # one stop is enough: the batch follows SIGINT with SIGTERM
-        signal.signal(sig, signal.SIG_IGN)
+    for sig in STOP_SIGNALS:  # one stop is enough (the batch follows SIGINT with SIGTERM); not SIG_IGN: Python
+        signal.signal(sig, lambda signum, frame: None)  # raises OSError for a signal already pending then
     signal.alarm(STOP_GRACE_SECONDS)  # if cleaning up hangs, SIGALRM ends the process
     raise Stopped(f"stopped by {signal.Signals(signum).name} (the batch was stopped or died)")
 
