@@ -17,7 +17,7 @@ from fslib.batch import plan, run_batch
 from fslib.config import RunConfig, run_dir
 from fslib.executors import LocalExecutor, job_alive
 from fslib.ledger import RUN_LOG, Job, run_status
-from fslib.processes import LOCK_FILE, hold_output_folders, identity, lock_holder, start_time
+from fslib.processes import LOCK_FILE, OutputFolderBusy, hold_output_folders, identity, lock_holder, start_time
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10}
 
@@ -130,7 +130,7 @@ def test_the_lock_of_a_killed_batch_is_taken_over(tmp_path):
                                f"with hold_output_folders([{str(tmp_path)!r}], command='holder'):\n"
                                "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(Exception, match=f"pid {holder.pid} on this host.*holder"):
+    with pytest.raises(OutputFolderBusy, match=f"pid {holder.pid} on this host.*holder"):
         with hold_output_folders([tmp_path]):
             pass
     holder.kill()
