@@ -76,11 +76,12 @@ def test_sigkill_of_a_batch_takes_its_worker_and_kernel_and_a_second_batch_is_re
                                                                                        tmp_path):
     params = one_run(tmp_path / "one.yaml", tmp_path / "out", "qa", model=str(tiny_model), data_dir=str(mini_dir))
     first = subprocess.Popen(batch_command(params), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    family: dict[int, int] = {}  # pid -> start time of the batch's descendants
     try:
         # the batch's worker has started its kernel: the run is under way
         kernel = wait_for(lambda: [pid for pid in descendants(first.pid) if "ipykernel" in command_line(pid)], 120,
                           "the first batch's kernel")
-        family = descendants(first.pid)
+        family = {pid: start_time(pid) for pid in descendants(first.pid)}
         worker = [pid for pid in family if "fslib.worker" in command_line(pid)]
         assert len(worker) == 1 and kernel
         for pid in kernel:  # hold the run where it is while the second batch tries (the tiny run is quick)
@@ -97,10 +98,13 @@ def test_sigkill_of_a_batch_takes_its_worker_and_kernel_and_a_second_batch_is_re
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         wait_for(lambda: all(start_time(pid) is None for pid in family), 10, "the worker and its kernel to end")
-    finally:
+    finally:  # a failed test leaves nothing running either
         if first.poll() is None:
             first.kill()
-            first.wait()
+        first.wait()
+        for pid, started in family.items():
+            if start_time(pid) == started:  # still that process, not a reused pid
+                os.kill(pid, signal.SIGKILL)
 
     runs, _ = plan([params], prepare=False)
     assert [run.status for run in runs] in (["failed"], ["pending"])  # the marker of the dead worker is stale
