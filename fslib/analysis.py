@@ -10,6 +10,9 @@ their public functions are re-exported here.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
 from fslib.curves import (  # noqa: F401
@@ -20,6 +23,7 @@ from fslib.curves import (  # noqa: F401
 )
 from fslib.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.reference import ensure_result_rows, load_reference_table1
+from fslib.results import CONFIG_FILE, RESULTS_FILE, load_results
 from fslib.significance import COMPARISON_COLUMNS, compare_pair, holm
 from fslib.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401
 from fslib.tasks import TASKS, get_task
@@ -30,6 +34,7 @@ __all__ = [
     "side_by_side",
     "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
     "language_benefit", "benefit_extremes", "script_study_table",
+    "missing_methods", "load_report_results", "separate_variants", "model_name",
     "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
     # from fslib.curves and fslib.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
@@ -292,3 +297,95 @@ def script_study_table(results: pd.DataFrame, task: str, k: int = 5, langs=None,
     table = table.reindex(index=list(methods), columns=list(langs))
     table.index.name, table.columns.name = "method", "lang"
     return table
+
+
+# ---- what the reports are given -------------------------------------------------------------------------------
+def missing_methods(results: pd.DataFrame, methods, task: str | None = None, k: int | None = None) -> list[str]:
+    """The methods of `methods` that have no test rows (of `task`, at K=`k`; zero-shot read at k=0): what an
+    analysis comparing them has to do without. A method split by `separate_variants` counts as present."""
+    rows = headline_test_rows(results, task)
+    base = rows["method"].str.split(" [", n=1, regex=False).str[0]  # a method kept apart per configuration
+    present = {method for method, at in zip(base, rows["k"]) if k is None or at == (0 if method == ZERO_SHOT else k)}
+    return [method for method in methods if method not in present]
+
+
+def model_name(model) -> str:
+    """A model as reports name it: the last part of a local path or hub name."""
+    return Path(str(model)).name or str(model)
+
+
+# Config fields that never tell two runs of a grid apart as results (where and how fast a run goes, its seed).
+_NOT_A_VARIANT = {"seed", "output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard",
+                  "cuda_graphs"}
+
+
+def load_report_results(path: Path | str, model: str | None = None,
+                        separate: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """The rows under `path` as the reports use them, and notes saying what the results mix. Every row gets a
+    `model` (its own column, else its run's config.json); with `model`, only that model's rows. Runs of the
+    same (task, method, K, seed) that differ in their configuration (an ablation, two grids in one folder) are
+    kept apart by `separate_variants` instead of being averaged; with `separate=False` the rows are left as
+    they are and the notes say, per model, what each model's reports will keep apart."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob(RESULTS_FILE))
+    frames, configs = [], {}
+    for file in files:
+        rows = load_results(file)
+        config_file = file.parent / CONFIG_FILE
+        config = json.loads(config_file.read_text()) if config_file.exists() else {}
+        if "model" not in rows.columns or rows["model"].isna().all():
+            rows["model"] = config.get("model")
+        for run_id in rows["run_id"].unique():
+            configs[run_id] = config
+        frames.append(rows)
+    results = pd.concat(frames, ignore_index=True) if frames else load_results(path).assign(model=None)
+    models = sorted(set(results["model"].dropna().map(str)))
+    if model is not None:
+        results, models = results[results["model"].map(str) == str(model)], [str(model)]
+    notes = []
+    if len(models) > 1:
+        notes.append(f"{len(models)} models in these results ({', '.join(model_name(m) for m in models)}): "
+                     "their rows are kept apart, never averaged together")
+    if separate:
+        results, variant_notes = separate_variants(results, configs)
+        return results, notes + variant_notes
+    for each in models:
+        _, variant_notes = separate_variants(results[results["model"].map(str) == each], configs)
+        notes += [f"{model_name(each)}: {note}" if len(models) > 1 else note for note in variant_notes]
+    return results, notes
+
+
+def separate_variants(results: pd.DataFrame, configs: dict[str, dict] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Where several runs share a (task, method, K, seed) (an ablation of alpha, two models, two grids writing
+    to one folder), rename the method of each such run to `method [field=value, ...]`, naming the config
+    fields in which those runs differ (from `configs`, run_id -> config.json; `run <id>` without one), so that
+    every table shows them as rows of their own. Returns the rows and a note per (task, method, K) split."""
+    configs = configs or {}
+    keys = ["task", "method", "k", "seed"]
+    runs = results[keys + ["run_id"]].drop_duplicates()
+    counts = runs.groupby(keys)["run_id"].nunique()
+    mixed = {key[:3] for key in counts[counts > 1].index}
+    if not mixed:
+        return results, []
+    results, notes = results.copy(), []
+    for task, method, k in sorted(mixed, key=lambda key: (str(key[0]), key[2], method_rank(key[1]))):
+        chosen = (results["task"] == task) & (results["method"] == method) & (results["k"] == k)
+        ids = list(pd.unique(results.loc[chosen, "run_id"]))
+        compared = {run_id: {key: value for key, value in configs.get(run_id, {}).items()
+                             if key not in _NOT_A_VARIANT} for run_id in ids}
+        fields = sorted({field for config in compared.values() for field in config
+                         if len({json.dumps(other.get(field), sort_keys=True) for other in compared.values()}) > 1})
+        labels = {run_id: ", ".join(f"{field}={_short(compared[run_id].get(field))}" for field in fields)
+                  if fields else f"run {run_id}" for run_id in ids}
+        results.loc[chosen, "method"] = results.loc[chosen, "run_id"].map(lambda run_id: f"{method} [{labels[run_id]}]")
+        shown = sorted(set(labels.values()))
+        notes.append(f"{task} {method} K={k}: {len(shown)} configurations in the results ({'; '.join(shown)}), "
+                     "shown as separate rows instead of averaged")
+    return results, notes
+
+
+def _short(value) -> str:
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        value = model_name(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -15,8 +15,8 @@ from pathlib import Path
 from fslib.config import RunConfig, run_dir
 from fslib.data.errors import DataError
 from fslib.executors import job_alive, make_executor
-from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, failure, record_failure, run_status,
-                          source_model_done, source_model_folder)
+from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, corruption, failure, legacy_notice,
+                          record_failure, run_status, source_model_done, source_model_folder)
 from fslib.methods import METHODS
 from fslib.params import load_params
 from fslib.processes import hold_output_folders
@@ -104,8 +104,11 @@ def describe(runs: list[PlannedRun], sources: list[Job], reused: list[Path]) -> 
     lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])]
     for run in runs:
         lines.append(f"  [{run.status:>7}] {run.config.run_id}  {run.folder}")
+        if run.status == "corrupt":  # which file, and what is wrong with it: the run goes again
+            lines.append(f"            {corruption(run.folder)}")
     lines.append(f"source models: {len(sources)} to train, {len(reused)} reused")
     lines += [f"  [  train] {job.name}" for job in sources] + [f"  [ reuse] {folder.name}" for folder in reused]
+    lines += legacy_notice(run.config.output_dir for run in runs)
     return "\n".join(lines)
 
 
@@ -135,12 +138,15 @@ def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, 
     runs, batches = plan(param_files)
     sources, reused = source_jobs(runs)
     print(describe(runs, sources, reused))
+    from fslib.preflight import check_data  # every data file the runs to do read, before anything trains
+
+    data_ok = check_data([run.config for run in runs if run.status not in ("done", "running")], stop=not dry_run)
     if dry_run:
         from fslib.cost import dry_run_report
 
         print(dry_run_report(param_files, [run.config for run in runs],
                              [run.config for run in runs if run.status not in ("done", "running")]))
-        return 0
+        return 0 if data_ok else 2
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
     output_dir = Path(runs[0].config.output_dir) if runs else Path("outputs")
     executor = make_executor(executor_name, jobs, cluster, output_dir)
@@ -167,16 +173,16 @@ def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, 
             failures += 1
             if failure(outcome.job.folder) is None:  # the job died before it could say why: killed, cancelled
                 record_failure(outcome.job.folder, RunConfig(**outcome.job.config), outcome.error, log=outcome.log)
-    indexes = []
+    builds = []
     if reports:
-        from fslib.reports import build_reports
+        from fslib.reports import build_reports, report_summary
 
-        indexes = [build_reports(output_dir, jobs=jobs)
-                   for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
+        builds = [build_reports(output_dir, jobs=jobs)
+                  for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
     done_before = len(runs) - len(todo)
     print(f"{done_before} runs were already done, {len(todo) - failures - skipped} ran now, {failures} failed"
           + (f", {skipped} skipped (done or running in another batch by their turn)" if skipped else "")
           if todo else f"all {len(runs)} runs already done")
-    for index in indexes:  # last, so that the path is what a user sees when the batch ends
-        print(f"report index: {index}")
-    return 1 if failures else 0
+    for build in builds:  # last, so that the path (and any failed report) is what a user sees when the batch ends
+        print(report_summary(build))
+    return 1 if failures or any(not build.ok for build in builds) else 0

@@ -115,8 +115,34 @@ def claims_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def rerun_agreement(shipped: pd.DataFrame, rerun: pd.DataFrame, task: str = "pos") -> pd.DataFrame:
+    """Does a rerun reproduce shipped results? Per Table 1 cell (method, K; targets only): the mean over seeds of
+    the languages' mean test score in each, the difference, and whether it lies within seed noise: |difference|
+    at most twice its standard error from the two sets of seeds (sample sd over seeds), or exactly zero. Also
+    the share of (lang, seed) rows whose score is identical."""
+    cells = []
+    for name, results in (("shipped", shipped), ("rerun", rerun)):
+        rows = headline_test_rows(results, task)
+        rows = rows[rows["lang"] != SOURCE_LANG]
+        per_seed = rows.groupby(["method", "k", "seed"])["value"].mean()
+        cells.append(per_seed.groupby(["method", "k"]).agg(["mean", "std", "count"]).add_prefix(f"{name}_"))
+        if name == "shipped":
+            shipped_rows = rows.set_index(["method", "k", "seed", "lang"])["value"]
+        else:
+            rerun_rows = rows.set_index(["method", "k", "seed", "lang"])["value"]
+    table = pd.concat(cells, axis=1, join="inner").reset_index()
+    table["diff"] = table["rerun_mean"] - table["shipped_mean"]
+    standard_error = (table["shipped_std"] ** 2 / table["shipped_count"]
+                      + table["rerun_std"] ** 2 / table["rerun_count"]) ** 0.5
+    table["within_noise"] = (table["diff"].abs() <= 2 * standard_error) | (table["diff"] == 0)
+    common = shipped_rows.index.intersection(rerun_rows.index)
+    shares = (shipped_rows[common] == rerun_rows[common]).groupby(["method", "k"]).mean().rename("identical_rows")
+    return table.merge(shares.reset_index(), on=["method", "k"], how="left")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """python -m fslib.claims RESULTS [--task pos] [--csv OUT]: the claims table of measured rows, as Markdown."""
+    """python -m fslib.claims RESULTS [--task pos] [--csv OUT] [--against SHIPPED]: the claims table of measured
+    rows, as Markdown; with --against, how a rerun compares with shipped results."""
     import argparse
 
     from fslib.results import load_results
@@ -125,7 +151,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("results", help="a results.csv, a run folder or a folder of runs")
     parser.add_argument("--task", default="pos")
     parser.add_argument("--csv", help="also write the table here")
+    parser.add_argument("--against", help="shipped results: print how far RESULTS (a rerun) lies from them, and "
+                                          "both claims tables' verdicts")
     args = parser.parse_args(argv)
+    if args.against:
+        shipped, rerun = load_results(args.against), load_results(args.results)
+        print(rerun_agreement(shipped, rerun, args.task).to_string(index=False, float_format="%.2f"))
+        verdicts = pd.DataFrame({"shipped": claims_table(shipped, args.task).set_index("claim")["verdict"],
+                                 "rerun": claims_table(rerun, args.task).set_index("claim")["verdict"]})
+        print(verdicts.to_string())
+        return
     table = claims_table(load_results(args.results), args.task)
     if args.csv:
         table.to_csv(args.csv, index=False)

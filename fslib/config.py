@@ -4,7 +4,10 @@ A run is one task, method, K and seed over a set of languages. Hyper-parameters 
 defaults from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says
 what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
 not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
-(source models notice such changes by themselves, see fslib.ledger.source_model_folder).
+(source models notice such changes by themselves, see fslib.ledger.source_model_folder). Paths in it (data_dir, a
+local model folder) count relative to `output_dir` (`portable_path`), so that moving or copying a checkout with its
+outputs and data, or another mount path on cluster nodes, keeps every finished run done. The hash is part of a run's
+folder (`run_dir`), so runs that compute different things never share one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +30,10 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev")
+                "select_every_steps", "hold_out_source_dev", "save_model")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
-NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs")
+NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
+              "checkpoint_every_epoch")
 
 
 @dataclass
@@ -86,6 +92,14 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     cuda_graphs: bool = True  # on CUDA (bf16/fp32), replay the surgery's oracle pass from CUDA graphs (faster)
     tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.tracking)
+    # the trained model, saved (save_pretrained, with the tokenizer) in the run's model/ folder: "best" (the
+    # selected checkpoint, which the test rows measure) or "last" (the final weights). Default "none": a grid of
+    # hundreds of XLM-R large runs would fill terabytes (2.2 GB a model)
+    save_model: str = "none"
+    # co-training and source-training write a checkpoint at every epoch end but the last (one file, overwritten;
+    # XLM-R large: ~7 GB), so that a killed run resumes from its last finished epoch with the same result
+    # (fslib.checkpoint)
+    checkpoint_every_epoch: bool = True
     progress: bool = True
     notes: str = ""
 
@@ -100,6 +114,9 @@ class RunConfig:
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
                              "use selection: last with it (as the authors do)")
+        if self.method == "zero-shot" and self.save_model == "last" and self.selection == "best":
+            raise ValueError("save_model: last with zero-shot: its model is the source model, kept at its selected "
+                             "checkpoint only; use save_model: best (or selection: last)")
         if self.train_batch_size % self.grad_accum:
             raise ValueError(f"train_batch_size {self.train_batch_size} is not a multiple of grad_accum "
                              f"{self.grad_accum}")
@@ -144,6 +161,9 @@ class RunConfig:
         defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
         hashed = {key: value for key, value in self.resolved().to_dict().items() if key not in NOT_HASHED
                   and not (key in ADDED_FIELDS and value == defaults[key])}
+        for name in ("data_dir", "model"):  # where the checkout lies is not what a run computes
+            if hashed[name] is not None and (name == "data_dir" or is_local_path(hashed[name])):
+                hashed[name] = portable_path(hashed[name], self.output_dir)
         if hashed["precision"] in LEGACY_BF16:  # runs made before `precision` replaced `bf16` keep their hash
             hashed["bf16"] = LEGACY_BF16[hashed.pop("precision")]
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
@@ -180,9 +200,9 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": ("step", "micro_batch"), "sampler": ("length_grouped", "random"),
-           "selection": ("best", "last"), "precision": PRECISIONS}
+           "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
 BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
-            "gradient_similarity", "tensorboard", "progress", "cuda_graphs")
+            "gradient_similarity", "tensorboard", "progress", "cuda_graphs", "checkpoint_every_epoch")
 
 
 def check_values(config: RunConfig) -> None:
@@ -216,15 +236,47 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
 
+def is_local_path(model: str) -> bool:
+    """Whether a `model` string names a local folder rather than a hub id ("name" or "owner/name"): an existing
+    path, an absolute one, one starting with "." or "~", or one with more parts than a hub id has. Decided without
+    needing the folder to exist yet where the string says so, so a grid planned before its model is built hashes
+    as it will after."""
+    path = Path(model).expanduser()
+    return path.exists() or path.is_absolute() or model.startswith((".", "~")) or len(Path(model).parts) > 2
+
+
+def portable_path(path: str, anchor: str) -> str:
+    """`path` as the config hash sees it: relative to `anchor` (the run's output_dir), both resolved, so that
+    moving the two together keeps it; absolute where they share no folder but the filesystem root (a data set on
+    a mount of its own stays put when the checkout moves)."""
+    target, root = Path(path).expanduser().resolve(), Path(anchor).expanduser().resolve()
+    common = Path(os.path.commonpath([target, root]))
+    if common == Path(common.anchor):
+        return target.as_posix()
+    return Path(os.path.relpath(target, root)).as_posix()
+
+
+def model_name(model: str) -> str:
+    """The model as result rows name it: a hub id as given, a local folder by its name."""
+    return Path(model).expanduser().name if is_local_path(model) else model
+
+
 def run_dir(config: RunConfig) -> Path:
-    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>] (the last part only for runs given
-    `target_langs`: gradient-single and gradient-subset)."""
+    """outputs/runs/<task>/<method label>/k<K>/seed<S>[/<target languages>]/<model>-<config hash>: the target
+    languages only for runs given `target_langs` (gradient-single and gradient-subset); the last part makes the
+    folder unique to what the run computes (another model, an alpha or learning-rate ablation, another grid's
+    `config:` each get their own)."""
+    return Path(config.output_dir) / "runs" / run_subpath(config)
+
+
+def run_subpath(config: RunConfig) -> Path:
+    """A run's folder relative to `<output_dir>/runs` (see `run_dir`)."""
     resolved = config.resolved()
-    folder = Path(resolved.output_dir) / "runs" / resolved.task / resolved.label / f"k{resolved.k}" / \
-        f"seed{resolved.seed}"
+    folder = Path(resolved.task) / resolved.label / f"k{resolved.k}" / f"seed{resolved.seed}"
     if resolved.target_langs is not None:
         folder /= "+".join(resolved.target_langs)
-    return folder
+    short = re.sub(r"[^A-Za-z0-9._+-]", "_", Path(model_name(resolved.model)).name)[:60] or "model"
+    return folder / f"{short}-{config.config_hash}"
 
 
 def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:

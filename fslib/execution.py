@@ -1,37 +1,177 @@
 """Executing a notebook of the kit with papermill: the task notebooks (one per run, by fslib.worker) and the
-analysis notebooks (the reports, by fslib.reports) go through `execute_notebook`."""
+analysis notebooks (the reports, by fslib.reports) go through `execute_notebook`.
+
+The kernel is the kit's own interpreter: the kernelspec `fslib` that `make setup` installs into the venv
+(`ipykernel install --sys-prefix`), looked up before any user-level or system kernelspec of that name, and where
+it is missing or runs another interpreter, a kernelspec written for `sys.executable`. A kernel's connection file
+and Unix sockets live in a private folder under the temporary directory (a socket path must stay under about
+100 bytes, which a run folder need not), removed when the execution ends; folders of processes that were killed
+before they could remove theirs are removed by the next execution on the same host.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import re
+import shutil
+import signal
+import socket
+import sys
 import tempfile
-import uuid
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
+KIT_KERNEL = "fslib"  # the kernelspec name the notebooks' metadata and `make setup` use
+SCRATCH = re.compile(r"^fslib-kernel-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-")
+
+
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]  # short: socket paths are limited
+
+
+def kit_kernel_dirs(scratch: Path) -> list[str]:
+    """Where the kit's kernelspec is found first: the venv's own (sys.prefix) when it runs this interpreter, else
+    a kernelspec for `sys.executable` written under `scratch`."""
+    installed = Path(sys.prefix) / "share" / "jupyter" / "kernels"
+    try:
+        command = json.loads((installed / KIT_KERNEL / "kernel.json").read_text())["argv"][0]
+        # jupyter_client runs "python"/"python3" as sys.executable itself
+        if command in ("python", "python3") or os.path.abspath(command) == os.path.abspath(sys.executable):
+            return [str(installed)]
+    except (OSError, ValueError, KeyError, IndexError):
+        pass
+    from ipykernel.kernelspec import get_kernel_dict
+
+    spec = scratch / "kernels" / KIT_KERNEL
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({**get_kernel_dict(), "display_name": "fslib (this interpreter)"}))
+    return [str(spec.parent)]
 
 
 class IPCKernelManager(AsyncKernelManager):
     """Kernels talk over Unix sockets at a fresh path instead of TCP ports, so that papermill runs started at the
-    same time cannot race for the same port (the known clash of parallel papermill runs)."""
+    same time cannot race for the same port (the known clash of parallel papermill runs); their connection file
+    and sockets are in `scratch` (set per execution, see `execute_notebook`), and the kit's kernelspec comes
+    first."""
+
+    scratch: str = ""
 
     @default("transport")
     def _default_transport(self) -> str:
         return "ipc"
 
+    @default("connection_file")
+    def _default_connection_file(self) -> str:
+        return os.path.join(self.scratch, "kernel.json")
+
     def _ip_default(self) -> str:
-        return os.path.join(tempfile.gettempdir(), f"fslib-kernel-{uuid.uuid4().hex[:12]}")
+        return os.path.join(self.scratch, "k")
+
+    @default("kernel_spec_manager")
+    def _kit_kernel_spec_manager(self) -> KernelSpecManager:
+        others = KernelSpecManager(data_dir=self.data_dir).kernel_dirs
+        return KernelSpecManager(data_dir=self.data_dir, kernel_dirs=kit_kernel_dirs(Path(self.scratch)) + others)
+
+    async def start_kernel(self, **kwargs) -> None:
+        await super().start_kernel(**kwargs)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    async def _async_interrupt_kernel(self) -> None:
+        # jupyter_client interrupts (SIGINT) every kernel it shuts down; one that is still finishing its last
+        # message then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." though nothing went wrong.
+        # papermill shuts a kernel down only after its cells are done (or failed), and a kernel that does not
+        # leave after the shutdown request is killed, so the interrupt is skipped there. Interrupts asked for
+        # explicitly (nbclient's interrupt_kernel, on a cell timeout) go through the base class unchanged.
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        await super()._async_cleanup_resources(restart=restart)
+
+    async def cleanup_resources(self, restart: bool = False) -> None:  # nbclient's path after a dead kernel
+        await self._async_cleanup_resources(restart=restart)
 
 
-def execute_notebook(name: str, executed: Path, parameters: dict, kernel_name: str = "python3") -> Path:
+_LIVE: set[IPCKernelManager] = set()  # kernels started and not yet cleaned up, for kill_kernels
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_kernels() -> int:
+    """SIGKILL every kernel this process started that is still up (their notebooks then fail at once with a dead
+    kernel): how a build that is told to stop leaves without waiting for its notebooks. Returns how many."""
+    with _LIVE_LOCK:
+        managers = list(_LIVE)
+    killed = 0
+    for manager in managers:
+        provisioner = manager.provisioner
+        process = getattr(provisioner, "process", None)
+        if process is None or process.poll() is not None:  # gone already
+            continue
+        pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_leftovers(folder: Path | str | None = None) -> list[Path]:
+    """Remove the kernel folders that processes of this host left in the temporary directory when they were
+    killed (their owner is gone); returns what was removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob("fslib-kernel-*"):
+        match = SCRATCH.match(path.name)
+        if match and match["host"] == _host() and not _alive(int(match["pid"])) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def kernel_scratch() -> Iterator[Path]:
+    """A private folder for one kernel's connection file and sockets, removed on the way out."""
+    sweep_leftovers()
+    scratch = Path(tempfile.mkdtemp(prefix=f"fslib-kernel-{_host()}-{os.getpid()}-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def execute_notebook(name: str, executed: Path, parameters: dict, kernel_name: str | None = None) -> Path:
     """Execute `notebooks/<name>.ipynb` with `parameters` injected after its parameters cell into `executed`
-    (kept even when a cell fails, with the error in it; the failure is raised); returns `executed`."""
+    (kept even when a cell fails, with the error in it; the failure is raised); returns `executed`. The kernel is
+    the kit's own interpreter unless `kernel_name` names another kernelspec."""
     import papermill
 
-    papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", executed, parameters=parameters,
-                               kernel_name=kernel_name, cwd=NOTEBOOKS, progress_bar=False,
-                               kernel_manager_class=IPCKernelManager)
+    with kernel_scratch() as scratch:
+        manager = type("IPCKernelManager", (IPCKernelManager,), {"scratch": str(scratch)})
+        papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", executed, parameters=parameters,
+                                   kernel_name=kernel_name or KIT_KERNEL, cwd=NOTEBOOKS, progress_bar=False,
+                                   kernel_manager_class=manager)
     return executed

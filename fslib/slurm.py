@@ -20,6 +20,10 @@ Settings come from the `cluster:` section of the parameter file:
 
 submitit picks Slurm on its own whenever `srun` is on the PATH; here the cluster is always named (`slurm` for
 this executor, never submitit for `local`), so neither silently becomes the other.
+
+Timeouts and preemption: each job is a `ResumableJob`, which submitit requeues (the same call) when Slurm signals
+a preemption or the coming time limit (at most 3 times for timeouts); the requeued run resumes from its last epoch
+checkpoint (fslib.checkpoint), so `timeout_min` needs to cover one epoch, not the whole run.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from submitit.helpers import Checkpointable
 from tqdm.auto import tqdm
 
 from fslib.ledger import Job, Outcome, clear_running, mark_running
@@ -63,6 +68,15 @@ def submitit_parameters(cluster: dict) -> dict:
     return parameters
 
 
+class ResumableJob(Checkpointable):
+    """The callable each Slurm job runs: `fslib.worker.execute(job)`. Being Checkpointable, its `checkpoint`
+    returns a resubmission of the same call, which submitit requeues on a timeout or preemption; the run then
+    continues from its epoch checkpoint."""
+
+    def __call__(self, job: dict) -> str:
+        return execute(job)
+
+
 class SlurmExecutor:
     name = "slurm"
 
@@ -89,7 +103,7 @@ class SlurmExecutor:
             return []
         self.executor.update_parameters(name=f"fslib-{description.replace(' ', '-')}")
         with self.executor.batch():
-            submitted = [self.executor.submit(execute, job.payload()) for job in jobs]
+            submitted = [self.executor.submit(ResumableJob(), job.payload()) for job in jobs]
         for job, handle in zip(jobs, submitted):
             mark_running(job.log, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
         tqdm.write(f"{description}: submitted Slurm job array {submitted[0].job_id.split('_')[0]} "

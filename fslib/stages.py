@@ -18,11 +18,13 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.captured_oracle import capturable, oracle_pass
+from fslib.checkpoint import CHECKPOINT_DIR, MODEL_DIR, EpochCheckpoint, copy_model, save_trained_model
+from fslib.config import RunConfig, run_dir, stage_hyperparameters
 from fslib.data import load_shots, load_split, stable_seed
 from fslib.evaluation import evaluate
 from fslib.features import Collator, build_features
+from fslib.files import save_pretrained
 from fslib.languages import SOURCE_LANG
 from fslib.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
 from fslib.models import load_model
@@ -71,6 +73,7 @@ class Experiment:
         self.training_rows: list[dict] = []  # the training log of every stage (fslib.tracking)
         self._source_tracked = False
         self._tensorboard: TensorBoardLog | None = None
+        self._oracle_generator: torch.Generator | None = None  # draws the source's oracle batches
         self._examples: dict[tuple[str, str], Dataset] = {}
         self._features: dict[tuple[str, str], Dataset] = {}
         self.timer = PhaseTimer()  # seconds per phase (see the @timed methods), saved as timings.json
@@ -183,6 +186,43 @@ class Experiment:
             return scores[selection_lang][self.task.metric] if selection_lang else None
         return on_evaluate
 
+    # ---- checkpoints and saved models -------------------------------------------------------------------
+    def run_checkpoint(self, stage: str) -> EpochCheckpoint | None:
+        """The epoch checkpoint of the run's training stage (`checkpoint_every_epoch`), in the run's folder: it
+        keeps the rows measured so far and the oracle batches' generator with the training loop's state."""
+        if not self.config.checkpoint_every_epoch:
+            return None
+
+        def save_extra() -> dict:
+            generator = self._oracle_generator
+            return {"rows": [vars(row) for row in self.rows],
+                    "oracle_generator": generator.get_state() if generator is not None else None}
+
+        def restore_extra(extra: dict) -> None:
+            self.rows = [Row(**row) for row in extra["rows"]]
+            if extra["oracle_generator"] is not None:
+                self._oracle_generator.set_state(extra["oracle_generator"])
+
+        return EpochCheckpoint(run_dir(self.config) / CHECKPOINT_DIR, f"{self.config.config_hash} {stage}",
+                               save_extra, restore_extra)
+
+    def keep_model(self, model: torch.nn.Module, which: str, name: str = "") -> None:
+        """Save `model` in the run's model/ folder (model/<name> where a run trains several) when `save_model`
+        is `which`: "best" for the selected weights, "last" for the final ones."""
+        if self.config.save_model == which:
+            save_trained_model(model, self.tokenizer, run_dir(self.config) / MODEL_DIR / name)
+
+    def model_keeper(self, which: str, name: str = ""):
+        """`keep_model` for `train`'s on_final_weights, or None when nothing is to be saved."""
+        if self.config.save_model != which:
+            return None
+        return lambda model: self.keep_model(model, which, name)
+
+    def keep_source_model(self) -> None:
+        """A zero-shot run's model is its source model (at the selected checkpoint): copied in with `save_model`."""
+        if self.config.save_model != "none":
+            copy_model(self.source_model_dir(), run_dir(self.config) / MODEL_DIR)
+
     # ---- stages -----------------------------------------------------------------------------------------
     def source_model_dir(self) -> Path:
         """The source-trained model's folder, trained first if missing, under a file lock so that concurrent runs
@@ -205,19 +245,26 @@ class Experiment:
             curve.append({"epoch": epoch, "step": step, **scores})
             return scores[self.task.metric]
 
+        def restore_curve(extra: dict) -> None:
+            curve[:] = extra["curve"]
+
+        description = f"source-training {self.config.task}"
+        checkpoint = EpochCheckpoint(folder.with_name(folder.name + ".checkpoint"), f"{folder.name} {description}",
+                                     lambda: {"curve": curve}, restore_curve)
         outcome = train(model, self.features(SOURCE_LANG, "train"), settings, collator=self.collator,
                         seed=self.config.seed, device=self.device,
                         on_evaluate=on_evaluate if self.has_source_dev else None, select=self.config.selection,
-                        description=f"source-training {self.config.task}", progress=self.config.progress)
+                        description=description, progress=self.config.progress,
+                        checkpoint=checkpoint if self.config.checkpoint_every_epoch else None)
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
-        self.tokenizer.save_pretrained(partial)
+        save_pretrained(partial, model, self.tokenizer)  # group-readable, for shared storage
         write_source_record(partial, {"selected_epoch": outcome.selected_epoch,
                                       "selected_step": outcome.selected_step, "steps": outcome.steps,
                                       "dev_curve": curve, "training_log": outcome.training_log,
                                       "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
         partial.rename(folder)
+        checkpoint.remove()
 
     @timed("load model")
     def source_model(self) -> tuple[PreTrainedModel, TrainOutcome]:
@@ -250,11 +297,14 @@ class Experiment:
         torch.manual_seed(stable_seed("adapt", self.config.seed, *langs) % 2**63)
         shots = concatenate_datasets([self.features(lang, "shots") for lang in langs])
         dev_langs = langs if select_on_dev else []  # ord-FS and co-FT never look at a dev set
+        name = "" if langs == self.targets else "+".join(langs)  # ord-FS: a model per target, model/<lang>
+        # no epoch checkpoints: a K-shot stage takes minutes at most
         outcome = train(model, shots, self.settings(adapting=True), collator=self.collator, seed=self.config.seed,
                         device=self.device, on_evaluate=self.curves(dev_langs, langs[0] if select_on_dev else None),
                         select="best" if select_on_dev else "last",
                         description=f"adapting to {'+'.join(langs)}", progress=self.config.progress,
-                        on_log=self.on_log)
+                        on_log=self.on_log, on_final_weights=self.model_keeper("last", name))
+        self.keep_model(model, "best", name)
         self.track(outcome.training_log)
         return model, outcome
 
@@ -269,13 +319,15 @@ class Experiment:
                                     [self.features(lang, "shots") for lang in self.targets])
         dev_langs = [SOURCE_LANG] * self.has_source_dev + (self.curve_langs(self.targets) if c.target_dev_curves
                                                            else [])
+        description = f"{'gradient' if surgery else 'naive'}-co-training {c.task}"
         outcome = train(model, data, self.settings(adapting=False), collator=self.collator, seed=c.seed,
                         device=self.device, on_evaluate=self.curves(dev_langs, SOURCE_LANG if self.has_source_dev
                                                                     else None), select=c.selection,
                         surgery=self.surgeon_factory(model) if surgery else None,
-                        surgery_granularity=c.surgery_granularity,
-                        description=f"{'gradient' if surgery else 'naive'}-co-training {c.task}",
-                        progress=c.progress, on_log=self.on_log)
+                        surgery_granularity=c.surgery_granularity, description=description, progress=c.progress,
+                        on_log=self.on_log, checkpoint=self.run_checkpoint(description),
+                        on_final_weights=self.model_keeper("last"))
+        self.keep_model(model, "best")
         self.track(outcome.training_log)
         if outcome.surgery_log:
             self.tables["surgery"] = pd.DataFrame(outcome.surgery_log)
@@ -289,6 +341,7 @@ class Experiment:
           is all its K shots, except XNLI's, which has 3K (K per class): a random batch of min(K, n) of them."""
         c = self.config
         generator = torch.Generator().manual_seed(stable_seed("oracle-batches", c.seed) % 2**63)
+        self._oracle_generator = generator  # part of a co-training checkpoint
         fixed: dict[str, dict] = {}
 
         def random_batch(features: Dataset, size: int) -> dict:

@@ -4,7 +4,8 @@ AdamW (no decay on biases and LayerNorm weights), linear schedule with optional 
 gradient clipping, length-grouped (or plain random) batches with dynamic padding, bf16 or fp16 autocast on CUDA
 (fp16 with a gradient scaler, for GPUs without bf16), an evaluation callback after every epoch (or every N
 optimiser steps) that may select the best checkpoint, and optional stochastic gradient surgery between the
-backward pass and the clipping. Read it top to bottom: `train` is the whole story.
+backward pass and the clipping, and a checkpoint at every epoch end from which a killed run resumes
+(fslib.checkpoint). Read it top to bottom: `train` is the whole story.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from fslib.checkpoint import EpochCheckpoint, capture, restore
 from fslib.features import input_lengths
 from fslib.progress import tqdm
 from fslib.surgery import FlatGradients, StochasticGradientSurgery
@@ -145,7 +147,9 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
           device: torch.device, on_evaluate: Callable[[torch.nn.Module, int, int], float | None] | None = None,
           select: str = "last", surgery: Callable[[FlatGradients], StochasticGradientSurgery] | None = None,
           surgery_granularity: str = "step", description: str = "training", progress: bool = True,
-          log_every: int = LOG_EVERY, on_log: Callable[[dict], None] | None = None) -> TrainOutcome:
+          log_every: int = LOG_EVERY, on_log: Callable[[dict], None] | None = None,
+          checkpoint: EpochCheckpoint | None = None,
+          on_final_weights: Callable[[torch.nn.Module], None] | None = None) -> TrainOutcome:
     """Train `model` in place on `features`.
 
     on_evaluate(model, epoch, step) runs after every epoch (epoch 1-based, step = optimiser steps so far), or,
@@ -156,6 +160,9 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     The mean loss and the learning rate of every `log_every` steps and of every epoch go to
     `outcome.training_log` (stage = `description`); `on_log` sees each entry, and the surgery statistics, as
     they come (fslib.tracking.TensorBoardLog is one).
+    checkpoint: saved at every epoch end but the last; when it holds a state, training resumes after that epoch
+    (the caller's rows of the epochs done come back through its extra state, not from `on_evaluate` again).
+    on_final_weights(model) sees the model after the last step, before `select: best` restores the best weights.
     """
     if select not in ("last", "best"):
         raise ValueError(f"select must be 'last' or 'best', not {select!r}")
@@ -175,6 +182,12 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
         surgeon.backward = lambda oracle_loss: scaler.scale(oracle_loss).backward()  # same scale as g_train
     outcome = TrainOutcome(selected_epoch=settings.epochs, selected_step=total_steps)
     best_state, best_score = None, -math.inf
+    loop = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, generator=generator,
+                surgeon=surgeon)
+    done_epochs = 0
+    if checkpoint and (saved := checkpoint.load(total_steps)) is not None:
+        restore(saved, outcome=outcome, **loop)
+        done_epochs, best_state, best_score = saved["epoch"], saved["best_state"], saved["best_score"]
 
     def evaluate(epoch: int) -> None:
         nonlocal best_state, best_score
@@ -192,8 +205,9 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             on_log(entry)
 
     every = settings.eval_every_steps
-    bar = tqdm(total=total_steps, desc=description, disable=not progress, unit="step", leave=False)
-    for epoch in range(1, settings.epochs + 1):
+    bar = tqdm(total=total_steps, initial=outcome.steps, desc=description, disable=not progress, unit="step",
+               leave=False)
+    for epoch in range(done_epochs + 1, settings.epochs + 1):
         micro_batches = iter(loader)
         interval_losses, epoch_losses = [], []
         for _ in range(steps_per_epoch):
@@ -226,7 +240,12 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
                 on_log({"stage": description, "kind": "surgery", **outcome.surgery_log[-1]})
         if not every:
             evaluate(epoch)
+        if checkpoint and epoch < settings.epochs:  # after the last one, a kill costs an epoch, not a write
+            checkpoint.save(capture(epoch, total_steps, outcome=outcome, best_score=best_score, **loop), best_state,
+                            outcome.selected_step)
     bar.close()
+    if on_final_weights:
+        on_final_weights(model)
     if select == "best" and best_state is not None:
         model.load_state_dict(best_state)
     return outcome

@@ -2,8 +2,8 @@
 run executed as a papermill run of its task notebook into its run folder.
 
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
-leaves result rows: the notebook writes them atomically once training and evaluation are done, and a failure of
-any cell removes them again.
+leaves result rows of its own: the notebook writes them atomically once training and evaluation are done, and a
+failure of any later cell puts back the results it replaced (fslib.ledger.discard_results).
 
 Started by the local executor, a worker dies with its batch: it asks for SIGTERM when the batch dies
 (FSLIB_BATCH_PID, fslib.processes.die_with_parent), and SIGTERM, SIGHUP or SIGINT stop it like a failure (its
@@ -50,6 +50,7 @@ def stop_with_batch() -> None:
     if os.environ.get("FSLIB_BATCH_PID"):
         die_with_parent(int(os.environ["FSLIB_BATCH_PID"]))
 
+
 # Parameters the task notebooks name in their parameters cell; every other RunConfig field goes in `extra`.
 NOTEBOOK_PARAMETERS = ("task", "method", "k", "seed", "model", "source", "data_dir", "languages", "target_langs",
                        "method_label", "alpha", "epochs", "learning_rate", "train_batch_size", "target_batch_size",
@@ -66,7 +67,7 @@ def notebook_parameters(config: RunConfig) -> dict:
     return named
 
 
-def execute_run_notebook(config: RunConfig, kernel_name: str = "python3", log: Path | None = None) -> Path:
+def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log: Path | None = None) -> Path:
     """Execute the task notebook of `config` into its run folder; returns the folder. A failure is recorded in
     the folder (with `log`, the job's log, where there is one) and raised again."""
     folder = run_dir(config)
@@ -79,7 +80,7 @@ def execute_run_notebook(config: RunConfig, kernel_name: str = "python3", log: P
     try:
         execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
     except BaseException as error:
-        discard_results(folder)  # rows written before a later cell failed belong to a failed run
+        discard_results(folder, since=started)  # rows this attempt wrote belong to a failed run; older ones stay
         record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started, log)
         raise
     return folder

@@ -1,16 +1,18 @@
 """Shared fixtures. The datasets cache goes to a per-session folder so tests never see a stale cache, and the
 hub is switched off: everything runs offline on files the kit writes itself."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 _CACHE = tempfile.mkdtemp(prefix="fslib-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # leave nothing in /tmp
 os.environ["HF_DATASETS_CACHE"] = _CACHE
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 

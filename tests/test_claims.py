@@ -74,3 +74,23 @@ def test_markdown_and_command_line(tmp_path, capsys):
     main([str(tmp_path / "results.csv"), "--csv", str(tmp_path / "claims.csv")])
     assert "**holds**" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "claims.csv")["verdict"].iloc[0] == "holds"
+
+
+def test_rerun_agreement_by_hand():
+    """Shipped gradient-co-train: per-seed language means 53.5 and 54.5 (sd 0.707 per side: SE 0.707, 2 SE 1.41),
+    so a rerun 0.1 higher lies within seed noise and one 5 higher does not; ord-FS has no seed variation, so any
+    shift is outside it. An exact copy is identical."""
+    from fslib.claims import rerun_agreement
+
+    shipped = frame(lambda lang, seed: seed)
+    close = shipped.assign(value=shipped["value"] + 0.1)
+    far = shipped.assign(value=shipped["value"] + 5.0)
+    same = rerun_agreement(shipped, shipped.copy()).set_index("method")
+    assert same.loc["gradient-co-train", "diff"] == 0 and same["within_noise"].all()
+    assert (same["identical_rows"] == 1.0).all()
+    assert same.loc["gradient-co-train", "shipped_mean"] == pytest.approx(54.0)  # 52.5 + mean gain 1.5
+    near = rerun_agreement(shipped, close).set_index("method")["within_noise"]
+    assert near["gradient-co-train"] and not near["ord-FS"]
+    moved = rerun_agreement(shipped, far).set_index("method")
+    assert not moved["within_noise"].any() and moved.loc["ord-FS", "diff"] == pytest.approx(5.0)
+    assert (moved["identical_rows"] == 0.0).all()

@@ -53,10 +53,12 @@ def test_hash_covers_what_is_computed_not_where():
     assert config().config_hash != config(alpha=0.5).config_hash
 
 
-def test_run_folder_names_an_explicit_target_set():
-    assert run_dir(config(output_dir="out")).as_posix() == "out/runs/ner/gradient-co-train/k5/seed1"
-    single = config(output_dir="out", target_langs=["ar"], method_label="gradient-single")
-    assert run_dir(single).as_posix() == "out/runs/ner/gradient-single/k5/seed1/ar"
+def test_run_folder_names_an_explicit_target_set_the_model_and_the_hash():
+    plain = config(output_dir="out")
+    assert run_dir(plain).as_posix() == f"out/runs/ner/gradient-co-train/k5/seed1/m-{plain.config_hash}"
+    single = config(output_dir="out", target_langs=["ar"], method_label="gradient-single",
+                    model="/models/owner/tiny xlmr")
+    assert run_dir(single).as_posix() == f"out/runs/ner/gradient-single/k5/seed1/ar/tiny_xlmr-{single.config_hash}"
     assert single.targets == ["ar"] and config().targets == ["de", "ar"]
 
 

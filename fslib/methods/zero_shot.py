@@ -10,3 +10,4 @@ class ZeroShot(Method):
         model, outcome = experiment.source_model()
         experiment.source_dev_rows()
         experiment.test_rows(model, experiment.languages, outcome)
+        experiment.keep_source_model()

@@ -19,6 +19,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaToke
 
 from fslib.data import load_split, texts
 from fslib.data.errors import DataError
+from fslib.files import save_pretrained
 from fslib.languages import MINI_LANGS
 from fslib.mini import MANIFEST, generate
 from fslib.tasks import SPLITS, TASKS
@@ -55,8 +56,7 @@ def build_tiny_model(out_dir: Path | str, corpus: Iterable[str], *, seed: int = 
     model = XLMRobertaForMaskedLM(XLMRobertaConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, type_vocab_size=1, **{**TINY_CONFIG, **config}))
-    tokenizer.save_pretrained(out_dir)
-    model.save_pretrained(out_dir)
+    save_pretrained(out_dir, tokenizer, model)  # the weights last: prepare_offline looks for them
     return out_dir
 
 
