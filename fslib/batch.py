@@ -19,6 +19,7 @@ from fslib.ledger import (RUN_LOG, STATUSES, Job, clear_failure, corruption, fai
                           record_failure, run_status, source_model_done, source_model_folder)
 from fslib.methods import METHODS
 from fslib.params import load_params
+from fslib.processes import hold_output_folders
 
 
 @dataclass
@@ -118,9 +119,22 @@ def status_report(param_files: list[Path | str]) -> str:
     return describe(runs, sources, reused)
 
 
+def output_folders(param_files: list[Path | str]) -> list[Path]:
+    return sorted({Path(run.output_dir).resolve() for path in param_files for run in load_params(path).runs})
+
+
 def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jobs: int = 1, dry_run: bool = False,
               reports: bool = True) -> int:
-    """Run every missing run of the parameter files; returns the exit status (1 if any run failed)."""
+    """Run every missing run of the parameter files; returns the exit status (1 if any run failed). Holds the lock
+    of every output folder it writes (fslib.processes.hold_output_folders): a second batch on one of them raises
+    OutputFolderBusy, naming the first; a dry run reads only and takes no lock."""
+    if dry_run:
+        return _run_batch(param_files, executor_name=executor_name, jobs=jobs, dry_run=True, reports=reports)
+    with hold_output_folders(output_folders(param_files)):
+        return _run_batch(param_files, executor_name=executor_name, jobs=jobs, dry_run=False, reports=reports)
+
+
+def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, dry_run: bool, reports: bool) -> int:
     runs, batches = plan(param_files)
     sources, reused = source_jobs(runs)
     print(describe(runs, sources, reused))
@@ -152,7 +166,9 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
                 continue
         clear_failure(run.folder)  # from here on, a failure record is this attempt's
         run_jobs.append(Job("run", run.config.to_dict(), run.folder, run.folder / RUN_LOG, run.config.run_id))
+    skipped = 0
     for outcome in executor.run_jobs(run_jobs, "runs"):
+        skipped += outcome.skipped is not None  # done or running elsewhere by the time its turn came
         if not outcome.ok:
             failures += 1
             if failure(outcome.job.folder) is None:  # the job died before it could say why: killed, cancelled
@@ -164,7 +180,8 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
         builds = [build_reports(output_dir, jobs=jobs)
                   for output_dir in sorted({Path(run.config.output_dir) for run in runs})]
     done_before = len(runs) - len(todo)
-    print(f"{done_before} runs were already done, {len(todo) - failures} ran now, {failures} failed"
+    print(f"{done_before} runs were already done, {len(todo) - failures - skipped} ran now, {failures} failed"
+          + (f", {skipped} skipped (done or running in another batch by their turn)" if skipped else "")
           if todo else f"all {len(runs)} runs already done")
     for build in builds:  # last, so that the path (and any failed report) is what a user sees when the batch ends
         print(report_summary(build))

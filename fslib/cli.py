@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 from fslib.executors import EXECUTORS
+from fslib.processes import OutputFolderBusy
 
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
 
 def _unwind_on_sigterm() -> None:
-    # SIGTERM (kill, a cluster's time limit) unwinds like Ctrl-C, so the running jobs and notebooks are stopped too
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # SIGTERM (kill, a cluster's time limit) and SIGHUP (the terminal closed) unwind like Ctrl-C, so the running
+    # jobs and notebooks are stopped too
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
 
 
 def batch(args: argparse.Namespace) -> int:
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # bad parameter files and configurations: the message says what and where
         print(f"fslib: error: {error}", file=sys.stderr)
         return 2
+    except OutputFolderBusy as error:  # another batch writes the output folder: the message names it
+        print(f"fslib: error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:  # Ctrl-C: what was running has been stopped on the way out; no traceback
         print(f"fslib {args.command}: interrupted; finished runs and the previous reports are kept",
               file=sys.stderr)

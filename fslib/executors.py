@@ -1,7 +1,8 @@
 """Executors run a stage of a batch: a list of jobs (see fslib.worker.execute), each in a process of its own.
 
 - `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
-  (CUDA_VISIBLE_DEVICES), round-robin. Interrupting the batch kills the running jobs (their runs leave no rows).
+  (CUDA_VISIBLE_DEVICES), round-robin. Stopping the batch stops the running jobs (their runs leave no rows), and
+  a batch that dies takes its jobs with it (see LocalExecutor).
 - `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
 
 Every executor follows the `Executor` protocol and is registered in `EXECUTORS` under the name `fslib batch
@@ -15,18 +16,19 @@ import importlib
 import json
 import os
 import queue
-import signal
-import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Protocol
 
 from tqdm.auto import tqdm
 
-from fslib.ledger import Job, Outcome, clear_running, mark_running
+from fslib.config import RunConfig
+from fslib.ledger import Job, Outcome, clear_running, mark_running, run_status, source_model_done
+from fslib.processes import HOST, identity, runs_here
 
 
 class Executor(Protocol):
@@ -46,6 +48,9 @@ class Executor(Protocol):
 
 # name -> "module:Class", imported on use: a batch on a laptop never imports the cluster's libraries
 EXECUTORS = {"local": "fslib.executors:LocalExecutor", "slurm": "fslib.slurm:SlurmExecutor"}
+HEARTBEAT_SECONDS = 60  # a local job's running marker is rewritten this often while the job runs
+STALE_SECONDS = 600  # a local marker from another host older than this is a dead batch's
+STOP_GRACE_SECONDS = 20  # a stopped worker's time to stop its kernel and record the failure, then SIGKILL
 
 
 def executor_class(name: str) -> type[Executor]:
@@ -76,6 +81,12 @@ def visible_gpus() -> list[str]:
 
 
 class LocalExecutor:
+    """Workers are children of the batch, in its process group (a Ctrl-C or a hang-up of the terminal reaches
+    them too), and each asks to be sent SIGTERM when the batch dies, however it dies (fslib.worker); a worker that
+    stops takes its kernel with it (fslib.worker, and the kernel's own watch on its parent). The running marker
+    names the worker by host, pid and start time (fslib.processes.identity), and the batch rewrites it every
+    HEARTBEAT_SECONDS: on another host only a recent heartbeat counts as alive."""
+
     name = "local"
 
     def __init__(self, jobs: int = 1, gpus: list[str] | None = None):
@@ -84,6 +95,7 @@ class LocalExecutor:
         self.jobs = jobs
         self.gpus = visible_gpus() if gpus is None else gpus
         self._running: set[subprocess.Popen] = set()
+        self._stopping = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -92,17 +104,23 @@ class LocalExecutor:
 
     @staticmethod
     def is_alive(marker: dict) -> bool:
-        if marker.get("host") != socket.gethostname():
-            return False
-        try:
-            os.kill(marker["pid"], 0)
-        except (OSError, KeyError):
-            return False
-        return True
+        if marker.get("host") == HOST:
+            return runs_here(marker)  # pid and start time: a reused pid is another process
+        # a batch on another host (shared storage): its pid means nothing here, its heartbeat does
+        return time.time() - float(marker.get("heartbeat") or 0) < STALE_SECONDS
 
     def _run_one(self, job: Job, slots: queue.Queue) -> Outcome:
         slot = slots.get()
-        env = dict(os.environ)
+        try:
+            taken = recheck(job)  # another batch may have finished or started it since the batch was planned
+            if taken:
+                return Outcome(job, True, skipped=taken)
+            return self._start(job, slot)
+        finally:
+            slots.put(slot)
+
+    def _start(self, job: Job, slot: str | None) -> Outcome:
+        env = dict(os.environ, FSLIB_BATCH_PID=str(os.getpid()))  # the worker dies with this process
         if slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot
         elif "OMP_NUM_THREADS" not in env:  # CPU jobs share the cores instead of each taking them all
@@ -110,18 +128,25 @@ class LocalExecutor:
         job.log.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(job.log, "w") as log:
+                # no new session: the worker stays in the batch's process group
                 process = subprocess.Popen([sys.executable, "-m", "fslib.worker", json.dumps(job.payload())],
-                                           stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                           stdout=log, stderr=subprocess.STDOUT, env=env)
                 with self._lock:
                     self._running.add(process)
-                mark_running(job.log, {"executor": "local", "pid": process.pid, "host": socket.gethostname(),
-                                       "log": str(job.log)})
-                code = process.wait()
+                    if self._stopping:  # started as kill_running was looking: stop it too
+                        process.terminate()
+                marker = {"executor": "local", **identity(process.pid), "log": str(job.log)}
+                while True:
+                    mark_running(job.log, {**marker, "heartbeat": time.time()})
+                    try:
+                        code = process.wait(timeout=HEARTBEAT_SECONDS)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
                 with self._lock:
                     self._running.discard(process)
         finally:
             clear_running(job.log)
-            slots.put(slot)
         if code == 0:
             return Outcome(job, True)
         return Outcome(job, False, f"exit status {code}; log: {job.log}", job.log)
@@ -141,19 +166,38 @@ class LocalExecutor:
                     outcome = future.result()
                     outcomes[futures[future]] = outcome
                     bar.update()
-                    if not outcome.ok:
+                    if outcome.skipped:
+                        bar.write(f"skipped: {outcome.job.name}: {outcome.skipped} in another batch")
+                    elif not outcome.ok:
                         bar.write(f"failed: {outcome.job.name}: {outcome.error}")
-            except BaseException:  # Ctrl-C or SIGTERM: start nothing more, stop what runs, then leave
+            except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: start nothing more, stop what runs, then leave
                 pool.shutdown(wait=False, cancel_futures=True)
                 self.kill_running()
                 raise
         return [outcomes[i] for i in range(len(jobs))]
 
-    def kill_running(self) -> None:
+    def kill_running(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM to every worker (each stops its kernel and records the failure), SIGKILL to those still there
+        after `grace` seconds; returns once all are gone and reaped."""
         with self._lock:
-            for process in self._running:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            self._stopping = True
+            running = list(self._running)
+        for process in running:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
+
+def recheck(job: Job) -> str | None:
+    """Just before a job starts: "done" or "running" if its run (or source model) was finished or taken up by
+    another batch since this one was planned; None if it is still to do."""
+    if job.kind == "source":
+        return "done" if source_model_done(job.folder) else None
+    status = run_status(RunConfig(**job.config), job_alive)
+    return status if status in ("done", "running") else None

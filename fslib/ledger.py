@@ -77,6 +77,7 @@ class Outcome:
     ok: bool
     error: str | None = None
     log: Path | None = None  # the job's log, where to look first
+    skipped: str | None = None  # not started: its run was found "done" or "running" (elsewhere) just before
 
 
 # ---- running markers --------------------------------------------------------------------------------------
@@ -86,9 +87,9 @@ def running_marker(log: Path) -> Path:
 
 
 def mark_running(log: Path, record: dict) -> None:
-    """`record` says which executor runs the job and how to find it ({"executor": name, ...})."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    running_marker(log).write_text(json.dumps(record))
+    """`record` says which executor runs the job and how to find it ({"executor": name, ...}); written atomically
+    (and rewritten as a heartbeat), so that a reader never takes a half-written marker for none."""
+    write_atomic(running_marker(log), lambda temporary: Path(temporary).write_text(json.dumps(record)))
 
 
 def clear_running(log: Path) -> None:

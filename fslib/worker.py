@@ -4,6 +4,12 @@ run executed as a papermill run of its task notebook into its run folder.
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
 leaves result rows of its own: the notebook writes them atomically once training and evaluation are done, and a
 failure of any later cell puts back the results it replaced (fslib.ledger.discard_results).
+
+Started by the local executor, a worker dies with its batch: it asks for SIGTERM when the batch dies
+(FSLIB_BATCH_PID, fslib.processes.die_with_parent), and SIGTERM, SIGHUP or SIGINT stop it like a failure (its
+kernel shut down, FAILED.json written), with SIGALRM's default action to end it if that takes over
+STOP_GRACE_SECONDS. A kernel whose worker is gone shuts itself down within a second (ipykernel watches its
+parent: JPY_PARENT_PID).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -18,6 +25,31 @@ from pathlib import Path
 from fslib.config import RunConfig, run_dir
 from fslib.execution import execute_notebook
 from fslib.ledger import clear_failure, discard_results, record_failure, write_timings
+from fslib.processes import die_with_parent
+
+STOP_GRACE_SECONDS = 15
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(SystemExit):
+    """The worker was told to stop (its batch stopped or died). A SystemExit, so that asyncio (papermill's kernel
+    client) lets it through instead of logging it."""
+
+
+def _stop(signum: int, frame) -> None:
+    for sig in STOP_SIGNALS:  # one stop is enough (the batch follows SIGINT with SIGTERM); not SIG_IGN: Python
+        signal.signal(sig, lambda signum, frame: None)  # raises OSError for a signal already pending then
+    signal.alarm(STOP_GRACE_SECONDS)  # if cleaning up hangs, SIGALRM ends the process
+    raise Stopped(f"stopped by {signal.Signals(signum).name} (the batch was stopped or died)")
+
+
+def stop_with_batch() -> None:
+    """Die with the batch that started this worker (FSLIB_BATCH_PID), and stop cleanly on SIGTERM/SIGHUP/SIGINT."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop)
+    if os.environ.get("FSLIB_BATCH_PID"):
+        die_with_parent(int(os.environ["FSLIB_BATCH_PID"]))
+
 
 # Parameters the task notebooks name in their parameters cell; every other RunConfig field goes in `extra`.
 NOTEBOOK_PARAMETERS = ("task", "method", "k", "seed", "model", "source", "data_dir", "languages", "target_langs",
@@ -81,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run one job of an fslib batch")
     parser.add_argument("job", help="the job as JSON: {\"kind\": ..., \"config\": {...}}")
     args = parser.parse_args(argv)
+    stop_with_batch()
     try:
         print(execute(json.loads(args.job)))
+    except Stopped as stopped:
+        print(f"fslib.worker: {stopped}", flush=True)
+        return 128 + signal.SIGTERM
     except Exception:
         traceback.print_exc()
         return 1

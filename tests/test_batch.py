@@ -113,8 +113,11 @@ def test_interrupted_batch_resumes_with_only_the_missing_runs(mini_dir, tiny_mod
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     runs = tmp_path / "interrupted" / "runs"
     deadline = time.time() + 300
-    while not list(runs.rglob("results.csv")) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.5)
+    # a run is over when its worker is gone too (the batch then clears its running marker): a Ctrl-C, which
+    # reaches the workers in the batch's process group, in a run's last cells would leave it failed
+    while (not [path for path in runs.rglob("results.csv") if not (path.parent / "worker.running.json").exists()]
+           and time.time() < deadline and process.poll() is None):
+        time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C after the first run
     process.wait(timeout=60)
     finished = {path: path.stat().st_mtime_ns for path in runs.rglob("results.csv")}

@@ -3,7 +3,6 @@
 written, and runs whose source model failed to train."""
 
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import yaml
 from fslib.batch import plan, run_batch
 from fslib.cli import main
 from fslib.config import RunConfig, run_dir
+from fslib.processes import identity
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10}
 
@@ -57,8 +57,7 @@ def test_done_changed_failed_running_and_pending(grid, capsys):
     (folder / "FAILED.json").write_text(json.dumps({"config_hash": failed.config_hash, "error": "boom"}))
     folder = run_dir(running)
     folder.mkdir(parents=True)  # a job in flight on this machine: its worker's marker names a live process
-    (folder / "worker.running.json").write_text(json.dumps({"executor": "local", "pid": os.getpid(),
-                                                            "host": socket.gethostname()}))
+    (folder / "worker.running.json").write_text(json.dumps({"executor": "local", **identity()}))
     assert statuses(params) == ["done", "changed", "failed", "running"]
 
     assert main(["status", str(params)]) == 0
