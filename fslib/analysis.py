@@ -333,8 +333,6 @@ def load_report_results(path: Path | str, model: str | None = None,
         rows = load_results(file)
         config_file = file.parent / CONFIG_FILE
         config = json.loads(config_file.read_text()) if config_file.exists() else {}
-        if "model" not in rows.columns or rows["model"].isna().all():
-            rows["model"] = config.get("model")
         for run_id in rows["run_id"].unique():
             configs[run_id] = config
         frames.append(rows)

@@ -153,8 +153,9 @@ def _read_results(file: Path) -> pd.DataFrame:
         raise ValueError(f"{file}: line {int(wrong.idxmax()) + 2}: value {frame['value'][wrong].iloc[0]!r} is not "
                          f"a number")
     frame["value"] = values
-    if "model" not in frame.columns:
-        frame["model"] = _model_beside(file)
+    if "model" not in frame.columns or frame["model"].isna().any():  # older rows: their config.json says
+        frame["model"] = frame["model"].fillna(_model_beside(file)) if "model" in frame.columns else \
+            _model_beside(file)
     if "run_id" not in frame.columns:
         frame["run_id"] = (frame["task"].astype(str) + "-" + frame["method"].astype(str) + "-k" +
                            frame["k"].astype(str) + "-seed" + frame["seed"].astype(str))
@@ -162,7 +163,6 @@ def _read_results(file: Path) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = pd.NA
     frame["lang"] = frame["lang"].astype(str)
-    frame["model"] = frame["model"].fillna(UNKNOWN_MODEL)
     return frame[COLUMNS + [column for column in frame.columns if column not in COLUMNS]]
 
 
