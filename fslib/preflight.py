@@ -27,7 +27,6 @@ from pathlib import Path
 from fslib.config import RunConfig
 from fslib.data.errors import DataError
 from fslib.languages import SOURCE_LANG
-from fslib.methods import METHODS
 from fslib.tasks import get_task
 
 OFFLINE_VALUES = ("1", "on", "yes", "true")
