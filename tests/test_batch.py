@@ -109,8 +109,11 @@ def test_interrupted_batch_resumes_with_only_the_missing_runs(mini_dir, tiny_mod
     assert run_batch([complete], reports=False) == 0
 
     interrupted = small_grid(tmp_path, mini_dir, tiny_model, "interrupted")
+    # Ctrl-C as at a terminal: SIGINT at its default action, though these tests may run in a background job,
+    # whose children start with it ignored (and Python then keeps ignoring it)
     process = subprocess.Popen([sys.executable, "-m", "fslib.cli", "batch", str(interrupted), "--no-reports"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = tmp_path / "interrupted" / "runs"
     deadline = time.time() + 300
     # a run is over when its worker is gone too (its status is then "done", no longer "running"): a Ctrl-C, which

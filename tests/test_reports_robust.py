@@ -212,8 +212,11 @@ def stand_ins(tmp_path):
 
 
 def start_reports(output: Path, env: dict, *extra: str) -> subprocess.Popen:
+    # SIGINT at its default action, as at a terminal, even when the tests run in a background job (whose children
+    # start with SIGINT ignored)
     return subprocess.Popen([sys.executable, "-m", "fslib.cli", "reports", str(output), "--jobs", "2", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(path: Path, timeout: float = 60.0) -> None:
