@@ -1,4 +1,4 @@
-"""Where a grid's wall time goes: one parameter file run as `fslib batch` runs it (worker processes, papermill
+"""Where a grid's wall time goes: parameter files run as `fslib batch` runs them (worker processes, papermill
 kernels, the task notebooks, the reports), into a scratch folder, with every piece timed.
 
     .venv/bin/python bench/grid_time.py params/mini/pos.yaml --scratch /tmp/grid-time --label before
@@ -58,7 +58,7 @@ def notebook_cells(path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("params", help="one parameter file (a mini grid: prepare: offline)")
+    parser.add_argument("params", nargs="+", help="parameter files (mini grids: prepare: offline)")
     parser.add_argument("--scratch", default="/tmp/fslib-grid-time")
     parser.add_argument("--label", default="run")
     parser.add_argument("--jobs", type=int, default=2)
@@ -72,12 +72,16 @@ def main() -> None:
     shutil.rmtree(output_dir, ignore_errors=True)
     cache = scratch / "hf-datasets-cache" if args.warm_cache else output_dir / "hf-datasets-cache"
     os.environ["HF_DATASETS_CACHE"] = str(cache)  # before datasets is imported, here and in every job
-    params = yaml.safe_load(Path(args.params).read_text())
-    params["defaults"].update(output_dir=str(output_dir), data_dir=str(shared / "data"),
-                              model=str(shared / "tiny-xlmr"))
-    params_file = output_dir / Path(args.params).name
     output_dir.mkdir(parents=True)
-    params_file.write_text(yaml.safe_dump(params))
+    params_files, report_dirs = [], []
+    for name in args.params:  # each file's output folder moves under the label's folder, keeping its place
+        params = yaml.safe_load(Path(name).read_text())
+        report_dir = output_dir / params["defaults"].get("output_dir", "outputs")
+        params["defaults"].update(output_dir=str(report_dir), data_dir=str(shared / "data"),
+                                  model=str(shared / "tiny-xlmr"))
+        params_files.append(output_dir / Path(name).name)
+        params_files[-1].write_text(yaml.safe_dump(params))
+        report_dirs += [report_dir] if report_dir not in report_dirs else []
 
     from fslib import executors
     from fslib.batch import run_batch
@@ -104,10 +108,11 @@ def main() -> None:
 
     executors.LocalExecutor._run_one = timed_run_one
     started = time.perf_counter()
-    status = run_batch([params_file], jobs=args.jobs, reports=False)
+    status = run_batch(params_files, jobs=args.jobs, reports=False)
     info["batch_seconds"] = round(time.perf_counter() - started, 3)
     begin = time.perf_counter()
-    build_reports(output_dir, jobs=args.jobs)
+    for report_dir in report_dirs:
+        build_reports(report_dir, jobs=args.jobs)
     info["reports_seconds"] = round(time.perf_counter() - begin, 3)
     info["wall_seconds"] = round(info["batch_seconds"] + info["reports_seconds"], 3)
     info["exit_status"] = status
