@@ -1,5 +1,7 @@
 """Executing a notebook of the kit with papermill: the task notebooks (one per run, by fslib.worker) and the
-analysis notebooks (the reports, by fslib.reports) go through `execute_notebook`.
+analysis notebooks (the reports, by fslib.reports) go through `execute_notebook`, each in a kernel of its own, or
+through a `KernelSession`, whose kernel executes one notebook after another (a local batch's workers: a fresh
+kernel's imports of torch and transformers cost more than a small run's training).
 
 The kernel is the kit's own interpreter: the kernelspec `fslib` that `make setup` installs into the venv
 (`ipykernel install --sys-prefix`), looked up before any user-level or system kernelspec of that name, and where
@@ -12,6 +14,8 @@ before they could remove theirs are removed by the next execution on the same ho
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import hashlib
 import json
 import os
@@ -22,16 +26,20 @@ import socket
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from traitlets import default
 
 NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
 KIT_KERNEL = "fslib"  # the kernelspec name the notebooks' metadata and `make setup` use
 SCRATCH = re.compile(r"^fslib-kernel-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-")
+NOTEBOOKS_PER_KERNEL = 25  # a KernelSession's kernel is replaced after this many notebooks: a bound on whatever a
+# run leaves behind that the reset between notebooks does not free (libraries' own caches)
 
 
 def _host() -> str:
@@ -175,3 +183,137 @@ def execute_notebook(name: str, executed: Path, parameters: dict, kernel_name: s
                                    kernel_name=kernel_name or KIT_KERNEL, cwd=NOTEBOOKS, progress_bar=False,
                                    kernel_manager_class=manager)
     return executed
+
+
+# ---- one kernel, several notebooks -----------------------------------------------------------------------------
+def fresh_namespace() -> None:
+    """What a KernelSession runs in its kernel before each notebook: the notebook then starts as in a new kernel,
+    with the modules already imported. Figures closed, the namespace and the output history emptied, execution
+    counts from 1 again, warnings shown again, the previous run's objects (a model on the GPU too) freed."""
+    from IPython import get_ipython
+
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
+    with warnings.catch_warnings():  # entering it makes every module forget which warnings it has shown
+        pass
+    get_ipython().reset(new_session=True)
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+@functools.cache
+def _session_engine() -> str:
+    """papermill's nbclient engine on a KernelSession's kernel (registered as "fslib-session" on first use): the
+    kernel is left running after the notebook, its namespace reset before it, and the notebook's kernel client
+    closed after it."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+
+    class SessionClient(PapermillNotebookClient):
+        def papermill_execute_cells(self) -> None:
+            reply = self.wait_for_reply(self.kc.execute(
+                "__import__('fslib.execution').execution.fresh_namespace()", silent=True, store_history=False))
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"the reused kernel could not be reset: {reply['content'].get('evalue')}")
+            super().papermill_execute_cells()
+
+        def execute(self, **kwargs):
+            try:
+                return super().execute(**kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+                    self.kc = None
+
+    class SessionEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, start_timeout=60,
+                                     execution_timeout=None, session=None, **ignored):
+            return SessionClient(nb_man, km=session.manager, kernel_name=kernel_name, log=logger,
+                                 log_output=log_output, startup_timeout=start_timeout,
+                                 timeout=execution_timeout).execute()
+
+    papermill_engines.register("fslib-session", SessionEngine)
+    return "fslib-session"
+
+
+class KernelSession:
+    """One kernel that executes notebooks one after another (`execute_notebook`), each starting from a fresh
+    namespace (`fresh_namespace`) with the imports of the notebooks before it still loaded. A notebook that fails
+    takes the kernel with it (a failed run may leave anything behind), and after `notebooks_per_kernel` notebooks
+    a new kernel starts. The kernel's own output (not a cell's: the kernel's start-up and dying words) goes to
+    this process's stderr at the time it is written, so that in a worker it lands in the log of the job that runs.
+    Use it as a context manager; one thread at a time."""
+
+    def __init__(self, kernel_name: str | None = None, notebooks_per_kernel: int = NOTEBOOKS_PER_KERNEL):
+        if notebooks_per_kernel < 1:
+            raise ValueError(f"notebooks_per_kernel must be at least 1, got {notebooks_per_kernel}")
+        self.kernel_name = kernel_name or KIT_KERNEL
+        self.notebooks_per_kernel = notebooks_per_kernel
+        self.manager: IPCKernelManager | None = None
+        self.executed = 0  # notebooks executed by the current kernel
+        self.scratch: Path | None = None  # the current kernel's connection file and sockets
+        self._scratch: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> KernelSession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self._scratch = contextlib.ExitStack()
+        self.scratch = self._scratch.enter_context(kernel_scratch())
+        manager = type("IPCKernelManager", (IPCKernelManager,), {"scratch": str(self.scratch)})
+        self.manager = manager(kernel_name=self.kernel_name)
+        output, kernel_output = os.pipe()
+        threading.Thread(target=_relay, args=(output,), daemon=True).start()
+        try:
+            run_sync(self.manager.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                                                cwd=str(NOTEBOOKS), stdout=kernel_output, stderr=kernel_output)
+        finally:
+            os.close(kernel_output)  # the kernel holds its end: the relay ends when the kernel does
+        self.executed = 0
+
+    def execute_notebook(self, name: str, executed: Path, parameters: dict) -> Path:
+        """`fslib.execution.execute_notebook`, in this session's kernel."""
+        import papermill
+
+        if self.manager is None:
+            self._start()
+        try:
+            papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", executed, parameters=parameters,
+                                       kernel_name=self.kernel_name, cwd=NOTEBOOKS, progress_bar=False,
+                                       engine_name=_session_engine(), session=self)
+        except BaseException:
+            self.close()
+            raise
+        self.executed += 1
+        if self.executed >= self.notebooks_per_kernel:
+            self.close()
+        return executed
+
+    def close(self) -> None:
+        """Shut the kernel down (killed if it does not go), remove its scratch folder."""
+        manager, self.manager = self.manager, None
+        try:
+            if manager is not None:
+                if run_sync(manager.is_alive)():
+                    run_sync(manager.shutdown_kernel)()
+                else:  # died (a failed run may have killed it): what it left
+                    run_sync(manager.cleanup_resources)()
+        finally:
+            if self._scratch is not None:
+                self._scratch.close()
+                self._scratch = self.scratch = None
+
+
+def _relay(descriptor: int) -> None:
+    """Copy what a kernel writes to its stdout and stderr to this process's stderr, until the kernel is gone."""
+    with open(descriptor, "rb", buffering=0) as output:
+        while chunk := output.read(65536):
+            os.write(2, chunk)

@@ -1,8 +1,9 @@
 """Executors run a stage of a batch: a list of jobs (see fslib.worker.execute), each in a process of its own.
 
-- `LocalExecutor(jobs=N)`: N worker subprocesses at a time on this machine; with GPUs, each job is pinned to one
-  (CUDA_VISIBLE_DEVICES), round-robin. Stopping the batch stops the running jobs (their runs leave no rows), and
-  a batch that dies takes its jobs with it (see LocalExecutor).
+- `LocalExecutor(jobs=N)`: N worker subprocesses on this machine, each running one job after another (its runs'
+  notebooks in one kernel: fslib.worker.serve); with GPUs, each worker is pinned to one (CUDA_VISIBLE_DEVICES),
+  round-robin. Stopping the batch stops the running jobs (their runs leave no rows), and a batch that dies takes
+  its jobs with it (see LocalExecutor).
 - `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
 
 Every executor follows the `Executor` protocol and is registered in `EXECUTORS` under the name `fslib batch
@@ -16,6 +17,7 @@ import importlib
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -81,11 +83,14 @@ def visible_gpus() -> list[str]:
 
 
 class LocalExecutor:
-    """Workers are children of the batch, in its process group (a Ctrl-C or a hang-up of the terminal reaches
-    them too), and each asks to be sent SIGTERM when the batch dies, however it dies (fslib.worker); a worker that
-    stops takes its kernel with it (fslib.worker, and the kernel's own watch on its parent). The running marker
-    names the worker by host, pid and start time (fslib.processes.identity), and the batch rewrites it every
-    HEARTBEAT_SECONDS: on another host only a recent heartbeat counts as alive."""
+    """One worker per slot (`jobs` of them), started on its slot's first job and kept for the next ones of the same
+    `run_jobs` call (`python -m fslib.worker --serve`: a job in, one reply out, through its stdin and stdout); a
+    worker that dies is replaced for the next job. Workers are children of the batch, in its process group (a
+    Ctrl-C or a hang-up of the terminal reaches them too), and each asks to be sent SIGTERM when the batch dies,
+    however it dies (fslib.worker); a worker that stops takes its kernel with it (fslib.worker, and the kernel's
+    own watch on its parent). A job's running marker names its worker by host, pid and start time
+    (fslib.processes.identity), and the batch rewrites it every HEARTBEAT_SECONDS: on another host only a recent
+    heartbeat counts as alive."""
 
     name = "local"
 
@@ -94,7 +99,7 @@ class LocalExecutor:
             raise ValueError(f"--jobs must be at least 1, got {jobs}")
         self.jobs = jobs
         self.gpus = visible_gpus() if gpus is None else gpus
-        self._running: set[subprocess.Popen] = set()
+        self._workers: dict[int, subprocess.Popen] = {}  # slot -> its live worker
         self._stopping = False
         self._lock = threading.Lock()
 
@@ -119,45 +124,55 @@ class LocalExecutor:
         finally:
             slots.put(slot)
 
-    def _start(self, job: Job, slot: str | None) -> Outcome:
-        env = dict(os.environ, FSLIB_BATCH_PID=str(os.getpid()))  # the worker dies with this process
-        if slot is not None:
-            env["CUDA_VISIBLE_DEVICES"] = slot
-        elif "OMP_NUM_THREADS" not in env:  # CPU jobs share the cores instead of each taking them all
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
+    def _worker(self, slot: int) -> subprocess.Popen:
+        """The slot's worker, started if it has none (or it died)."""
+        with self._lock:
+            worker = self._workers.get(slot)
+            if worker is not None and worker.poll() is None:
+                return worker
+            env = dict(os.environ, FSLIB_BATCH_PID=str(os.getpid()))  # the worker dies with this process
+            if self.gpus:
+                env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+            elif "OMP_NUM_THREADS" not in env:  # CPU jobs share the cores instead of each taking them all
+                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
+            # no new session: the worker stays in the batch's process group
+            worker = subprocess.Popen([sys.executable, "-m", "fslib.worker", "--serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env=env, text=True)
+            self._workers[slot] = worker
+            if self._stopping:  # started as kill_running was looking: stop it too
+                worker.terminate()
+            return worker
+
+    def _start(self, job: Job, slot: int) -> Outcome:
         job.log.parent.mkdir(parents=True, exist_ok=True)
+        worker = self._worker(slot)
+        marker = {"executor": "local", **identity(worker.pid), "log": str(job.log)}
         try:
-            with open(job.log, "w") as log:
-                # no new session: the worker stays in the batch's process group
-                process = subprocess.Popen([sys.executable, "-m", "fslib.worker", json.dumps(job.payload())],
-                                           stdout=log, stderr=subprocess.STDOUT, env=env)
-                with self._lock:
-                    self._running.add(process)
-                    if self._stopping:  # started as kill_running was looking: stop it too
-                        process.terminate()
-                marker = {"executor": "local", **identity(process.pid), "log": str(job.log)}
-                while True:
-                    mark_running(job.log, {**marker, "heartbeat": time.time()})
-                    try:
-                        code = process.wait(timeout=HEARTBEAT_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
-                with self._lock:
-                    self._running.discard(process)
+            mark_running(job.log, {**marker, "heartbeat": time.time()})
+            try:
+                worker.stdin.write(json.dumps(job.payload()) + "\n")
+                worker.stdin.flush()
+            except BrokenPipeError:  # the worker is gone: its exit status says why
+                pass
+            while not select.select([worker.stdout], [], [], HEARTBEAT_SECONDS)[0]:
+                mark_running(job.log, {**marker, "heartbeat": time.time()})
+            reply = worker.stdout.readline()
         finally:
             clear_running(job.log)
-        if code == 0:
-            return Outcome(job, True)
-        return Outcome(job, False, f"exit status {code}; log: {job.log}", job.log)
+        if reply:
+            if json.loads(reply)["ok"]:
+                return Outcome(job, True)
+            return Outcome(job, False, f"failed; log: {job.log}", job.log)
+        code = worker.wait()  # no reply: the worker died during the job
+        return Outcome(job, False, f"worker exit status {code}; log: {job.log}", job.log)
 
     def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""
         if not jobs:
             return []
         slots: queue.Queue = queue.Queue()
-        for i in range(self.jobs):
-            slots.put(self.gpus[i % len(self.gpus)] if self.gpus else None)
+        for slot in range(self.jobs):
+            slots.put(slot)
         outcomes: dict[int, Outcome] = {}
         with tqdm(total=len(jobs), desc=description, unit="job") as bar, ThreadPoolExecutor(self.jobs) as pool:
             futures = {pool.submit(self._run_one, job, slots): i for i, job in enumerate(jobs)}
@@ -174,24 +189,40 @@ class LocalExecutor:
                 pool.shutdown(wait=False, cancel_futures=True)
                 self.kill_running()
                 raise
+            # before the pool's threads end: a worker's parent-death signal comes when the thread that started it
+            # ends (PR_SET_PDEATHSIG), not only the batch
+            self.close_workers()
         return [outcomes[i] for i in range(len(jobs))]
 
+    def close_workers(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End the idle workers: their stdin closes, they shut their kernels down and leave (killed after `grace`
+        seconds)."""
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.stdin.close()
+        _reap(workers, grace)
+
     def kill_running(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM to every worker (each stops its kernel and records the failure), SIGKILL to those still there
-        after `grace` seconds; returns once all are gone and reaped."""
+        """SIGTERM to every worker (each stops its kernel and records its job's failure), SIGKILL to those still
+        there after `grace` seconds; returns once all are gone and reaped."""
         with self._lock:
             self._stopping = True
-            running = list(self._running)
-        for process in running:
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + grace
-        for process in running:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            workers = list(self._workers.values())
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+        _reap(workers, grace)
+
+
+def _reap(workers: list[subprocess.Popen], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def recheck(job: Job) -> str | None:

@@ -16,18 +16,19 @@ import hashlib
 import html
 import json
 import os
+import queue
 import shutil
 import socket
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fslib.execution import execute_notebook, kill_kernels
+from fslib.execution import KernelSession, kill_kernels
 from fslib.files import write_atomic
 from fslib.results import RESULTS_FILE
 from fslib.similarity import SIMILARITY_FILE
@@ -142,7 +143,7 @@ STOPPED = "not finished: the build was stopped"
 
 
 def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, build_dir: Path, reports_dir: Path,
-             stop: threading.Event) -> tuple[str, str | None]:
+             stop: threading.Event, session: KernelSession) -> tuple[str, str | None]:
     from nbconvert import HTMLExporter
 
     if stop.is_set():
@@ -151,7 +152,8 @@ def _execute(name: str, notebook: str, parameters: dict, runs_dir: Path, build_d
     folder.mkdir(parents=True, exist_ok=True)
     executed = folder / f"{name}.ipynb"
     try:
-        execute_notebook(notebook, executed, {"results_path": str(runs_dir), "output_dir": str(folder), **parameters})
+        session.execute_notebook(notebook, executed,
+                                 {"results_path": str(runs_dir), "output_dir": str(folder), **parameters})
         error = None
     except Exception as failure:  # the executed notebook keeps the error; the index says so
         error = f"{type(failure).__name__}: {str(failure)[-500:]}"
@@ -202,21 +204,37 @@ def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Repor
     shutil.rmtree(build_dir, ignore_errors=True)
     build_dir.mkdir(parents=True)
     stop = threading.Event()
+    to_do: queue.SimpleQueue = queue.SimpleQueue()
+    for job in jobs_list:
+        to_do.put(job)
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+
+    def execute_in_turn() -> None:  # one thread's notebooks, in one kernel
+        with KernelSession() as session:
+            while not stop.is_set():
+                try:
+                    name, notebook, parameters = to_do.get_nowait()
+                except queue.Empty:
+                    return
+                finished.put(_execute(name, notebook, parameters, runs_dir, build_dir, reports_dir, stop, session))
+
     outcomes: dict[str, str | None] = {}
     pool = ThreadPoolExecutor(max(1, jobs))
-    futures = [pool.submit(_execute, name, notebook, parameters, runs_dir, build_dir, reports_dir, stop)
-               for name, notebook, parameters in jobs_list]
+    futures = [pool.submit(execute_in_turn) for _ in range(min(max(1, jobs), len(jobs_list)))]
     try:
-        with tqdm(total=len(futures), desc="reports", unit="notebook") as bar:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    name, error = future.result()
-                    outcomes[name] = error
-                    bar.update()
-                    if error:
-                        bar.write(f"report failed: {name}: {error}")
+        with tqdm(total=len(jobs_list), desc="reports", unit="notebook") as bar:
+            while len(outcomes) < len(jobs_list):
+                try:
+                    name, error = finished.get(timeout=0.2)
+                except queue.Empty:
+                    for future in futures:  # a thread that failed outside a notebook: its error, raised here
+                        if future.done():
+                            future.result()
+                    continue
+                outcomes[name] = error
+                bar.update()
+                if error:
+                    bar.write(f"report failed: {name}: {error}")
     except BaseException:
         _stop_build(pool, futures, stop)
         shutil.rmtree(build_dir, ignore_errors=True)

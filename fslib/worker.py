@@ -1,5 +1,7 @@
-"""One job of a batch, run in a process of its own (a local subprocess or a Slurm job): a source-training, or a
-run executed as a papermill run of its task notebook into its run folder.
+"""The jobs of a batch, run in processes of their own: a source-training, or a run executed as a papermill run of
+its task notebook into its run folder. A Slurm job runs one job (`python -m fslib.worker JOB`, through
+`execute`); a local batch's worker runs one job after another (`python -m fslib.worker --serve`, see `serve`), its
+runs' notebooks in one kernel (fslib.execution.KernelSession).
 
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
 leaves result rows of its own: the notebook writes them atomically once training and evaluation are done, and a
@@ -15,15 +17,18 @@ parent: JPY_PARENT_PID).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
+import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from fslib.config import RunConfig, run_dir
-from fslib.execution import execute_notebook
+from fslib.execution import KernelSession, execute_notebook
 from fslib.ledger import clear_failure, discard_results, record_failure, write_timings
 from fslib.processes import die_with_parent
 
@@ -67,9 +72,11 @@ def notebook_parameters(config: RunConfig) -> dict:
     return named
 
 
-def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log: Path | None = None) -> Path:
-    """Execute the task notebook of `config` into its run folder; returns the folder. A failure is recorded in
-    the folder (with `log`, the job's log, where there is one) and raised again."""
+def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log: Path | None = None,
+                         session: KernelSession | None = None) -> Path:
+    """Execute the task notebook of `config` into its run folder (in `session`'s kernel, else in a new one);
+    returns the folder. A failure is recorded in the folder (with `log`, the job's log, where there is one) and
+    raised again."""
     folder = run_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
     clear_failure(folder)
@@ -78,7 +85,10 @@ def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log:
     os.environ.setdefault("TQDM_MININTERVAL", "20")
     started = time.time()
     try:
-        execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
+        if session is None:
+            execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
+        else:
+            session.execute_notebook(config.task, notebook, notebook_parameters(config))
     except BaseException as error:
         discard_results(folder, since=started)  # rows this attempt wrote belong to a failed run; older ones stay
         record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started, log)
@@ -97,24 +107,70 @@ def execute_source_training(config: RunConfig) -> Path:
     return folder
 
 
-def execute(job: dict) -> str:
+def execute(job: dict, session: KernelSession | None = None) -> str:
     """Run one job, {"kind": "run" | "source", "config": {...RunConfig fields...}, "log": path}: the entry point
-    of every executor (local subprocesses and Slurm jobs). A run that fails records it in its folder; the batch
-    records only the failures of jobs that could not (killed, cancelled, out of time)."""
+    of every executor (local workers and Slurm jobs), a run's notebook in `session`'s kernel where there is one.
+    A run that fails records it in its folder; the batch records only the failures of jobs that could not
+    (killed, cancelled, out of time)."""
     config = RunConfig(**job["config"])
     if job["kind"] == "source":
         return str(execute_source_training(config))
     log = Path(job["log"]) if job.get("log") else None
     # a Slurm job's log is submitit's, elsewhere: the failure record names the executed notebook then
-    return str(execute_run_notebook(config, log=log if log and log.exists() else None))
+    return str(execute_run_notebook(config, log=log if log and log.exists() else None, session=session))
+
+
+@contextlib.contextmanager
+def output_to(log: Path, between: int) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2: what its children and its kernel write
+    too) to `log` for the duration, and to the descriptor `between` afterwards."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as file:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(file.fileno(), 1), os.dup2(file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(between, 1), os.dup2(between, 2)
+
+
+def serve() -> int:
+    """Run jobs one after another until stdin ends: each is a line of JSON on stdin (as for `execute`), answered
+    by one line of JSON on the stdout this process started with, {"ok": true | false}, once it is done. While a
+    job runs, everything this process writes goes to the job's log. The runs' notebooks share one kernel
+    (KernelSession): the imports of torch and transformers are paid once per worker, not once per run."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    between = os.dup(2)  # between jobs, output goes where stderr went: the batch's
+    os.dup2(between, 1)  # nothing but replies on the replies' pipe
+    with KernelSession() as session:
+        for line in sys.stdin:
+            job = json.loads(line)
+            with output_to(Path(job["log"]), between):
+                try:
+                    print(execute(job, session), flush=True)
+                    ok = True
+                except Stopped as stopped:
+                    print(f"fslib.worker: {stopped}", flush=True)
+                    raise
+                except Exception:
+                    traceback.print_exc()
+                    ok = False
+            replies.write(json.dumps({"ok": ok}) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="run one job of an fslib batch")
-    parser.add_argument("job", help="the job as JSON: {\"kind\": ..., \"config\": {...}}")
+    parser = argparse.ArgumentParser(description="run one job of an fslib batch, or a stream of them (--serve)")
+    parser.add_argument("job", nargs="?", help="the job as JSON: {\"kind\": ..., \"config\": {...}}")
+    parser.add_argument("--serve", action="store_true", help="run the jobs read from stdin, one JSON per line")
     args = parser.parse_args(argv)
+    if args.serve == (args.job is not None):
+        parser.error("give one job, or --serve")
     stop_with_batch()
     try:
+        if args.serve:
+            return serve()
         print(execute(json.loads(args.job)))
     except Stopped as stopped:
         print(f"fslib.worker: {stopped}", flush=True)
