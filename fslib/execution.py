@@ -26,6 +26,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +39,9 @@ from traitlets import default
 NOTEBOOKS = Path(os.environ.get("FSLIB_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
 KIT_KERNEL = "fslib"  # the kernelspec name the notebooks' metadata and `make setup` use
 SCRATCH = re.compile(r"^fslib-kernel-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-")
-NOTEBOOKS_PER_KERNEL = 25  # a KernelSession's kernel is replaced after this many notebooks: a bound on whatever a
+NOTEBOOKS_PER_KERNEL = 100  # a KernelSession's kernel is replaced after this many notebooks: a bound on whatever a
 # run leaves behind that the reset between notebooks does not free (libraries' own caches)
+SAVE_SECONDS = 2.0  # in a KernelSession, papermill writes the executed notebook at most this often while it runs
 
 
 def _host() -> str:
@@ -189,7 +191,9 @@ def execute_notebook(name: str, executed: Path, parameters: dict, kernel_name: s
 def fresh_namespace() -> None:
     """What a KernelSession runs in its kernel before each notebook: the notebook then starts as in a new kernel,
     with the modules already imported. Figures closed, the namespace and the output history emptied, execution
-    counts from 1 again, warnings shown again, the previous run's objects (a model on the GPU too) freed."""
+    counts from 1 again, warnings shown again, the previous run's objects (a model on the GPU too) freed. Global
+    settings a notebook changes (matplotlib's rcParams, pandas options) would stay: the kit's notebooks change
+    none."""
     from IPython import get_ipython
 
     pyplot = sys.modules.get("matplotlib.pyplot")
@@ -199,6 +203,9 @@ def fresh_namespace() -> None:
         pass
     get_ipython().reset(new_session=True)
     gc.collect()
+    # what survives is the kernel's own: modules, their caches. Frozen, the collector no longer walks it (half a
+    # million objects once torch and transformers are in: 0.25 s a collection, several per run)
+    gc.freeze()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
@@ -206,34 +213,43 @@ def fresh_namespace() -> None:
 
 @functools.cache
 def _session_engine() -> str:
-    """papermill's nbclient engine on a KernelSession's kernel (registered as "fslib-session" on first use): the
-    kernel is left running after the notebook, its namespace reset before it, and the notebook's kernel client
-    closed after it."""
+    """papermill's nbclient engine on a KernelSession's kernel and client (registered as "fslib-session" on first
+    use): both are left running after the notebook, and the kernel's namespace is reset before it."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.log import logger
 
     class SessionClient(PapermillNotebookClient):
+        def __init__(self, nb_man, session: KernelSession, **kwargs):
+            super().__init__(nb_man, km=session.manager, **kwargs)
+            self.kc = session.client  # started with the kernel: nbclient starts neither
+
         def papermill_execute_cells(self) -> None:
             reply = self.wait_for_reply(self.kc.execute(
                 "__import__('fslib.execution').execution.fresh_namespace()", silent=True, store_history=False))
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"the reused kernel could not be reset: {reply['content'].get('evalue')}")
-            super().papermill_execute_cells()
+            # papermill writes the notebook as each cell starts and ends: in runs of seconds, most of its own cost.
+            # While the cells run, at most one write every SAVE_SECONDS; the last write, at the end, as always.
+            save, last = self.nb_man.save, [0.0]
 
-        def execute(self, **kwargs):
+            def save_now_and_then(**kwargs) -> None:
+                if time.monotonic() - last[0] >= SAVE_SECONDS:
+                    save(**kwargs)
+                    last[0] = time.monotonic()
+
+            self.nb_man.save = save_now_and_then
             try:
-                return super().execute(**kwargs)
+                super().papermill_execute_cells()
             finally:
-                if self.kc is not None:
-                    self.kc.stop_channels()
-                    self.kc = None
+                del self.nb_man.save
+
 
     class SessionEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, start_timeout=60,
                                      execution_timeout=None, session=None, **ignored):
-            return SessionClient(nb_man, km=session.manager, kernel_name=kernel_name, log=logger,
+            return SessionClient(nb_man, session, kernel_name=kernel_name, log=logger,
                                  log_output=log_output, startup_timeout=start_timeout,
                                  timeout=execution_timeout).execute()
 
@@ -255,6 +271,7 @@ class KernelSession:
         self.kernel_name = kernel_name or KIT_KERNEL
         self.notebooks_per_kernel = notebooks_per_kernel
         self.manager: IPCKernelManager | None = None
+        self.client = None  # the manager's kernel client, with its channels started
         self.executed = 0  # notebooks executed by the current kernel
         self.scratch: Path | None = None  # the current kernel's connection file and sockets
         self._scratch: contextlib.ExitStack | None = None
@@ -277,6 +294,10 @@ class KernelSession:
                                                 cwd=str(NOTEBOOKS), stdout=kernel_output, stderr=kernel_output)
         finally:
             os.close(kernel_output)  # the kernel holds its end: the relay ends when the kernel does
+        self.client = self.manager.client()
+        self.client.allow_stdin = False
+        self.client.start_channels()
+        run_sync(self.client.wait_for_ready)(timeout=60)
         self.executed = 0
 
     def execute_notebook(self, name: str, executed: Path, parameters: dict) -> Path:
@@ -299,7 +320,9 @@ class KernelSession:
 
     def close(self) -> None:
         """Shut the kernel down (killed if it does not go), remove its scratch folder."""
-        manager, self.manager = self.manager, None
+        manager, client, self.manager, self.client = self.manager, self.client, None, None
+        if client is not None:
+            client.stop_channels()
         try:
             if manager is not None:
                 if run_sync(manager.is_alive)():

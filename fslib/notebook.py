@@ -4,6 +4,7 @@ parameters cell, a look at the data and the shots, and the scores."""
 from __future__ import annotations
 
 import pandas as pd
+from IPython.display import Image
 from matplotlib.figure import Figure
 
 from fslib.config import RunConfig, field_names, run_dir
@@ -85,10 +86,10 @@ def curves_figure(rows: pd.DataFrame) -> Figure | None:
     return plot_dev_curves(curves, title=f"{first['task']} {first['method']} K={first['k']}: dev scores")
 
 
-def loss_figure(config: RunConfig) -> Figure | None:
+def loss_figure(config: RunConfig) -> Image | None:
     """The run's training loss per logging interval and per epoch, every stage it trained (from its
-    `training.csv`, also saved as its `training_loss.png`, which the reports' index shows; None when the run
-    trained nothing)."""
+    `training.csv`), saved as its `training_loss.png`, which the reports' index shows, and shown as that file (the
+    figure is drawn once); None when the run trained nothing."""
     path = run_dir(config) / TRAINING_FILE
     if not path.exists():
         return None
@@ -97,5 +98,4 @@ def loss_figure(config: RunConfig) -> Figure | None:
         return None
     figure = plot_training_loss(training, title=f"{config.task} {config.label} K={config.k} seed {config.seed}: "
                                                 "training loss")
-    save_figure(figure, path.parent / LOSS_FIGURE, dpi=100)
-    return figure
+    return Image(filename=save_figure(figure, path.parent / LOSS_FIGURE, dpi=100))
