@@ -56,6 +56,43 @@ def notebook_cells(path: Path) -> dict:
     return {"notebook_seconds": round(notebook["metadata"]["papermill"]["duration"], 3), "cells": cells}
 
 
+START_UP = ("process, kernel start, papermill", "notebook import cell", "load data", "tokenise", "load model")
+
+
+def summarise(info: dict) -> None:
+    """Add the summary to `info`: process-seconds by what they were spent on (jobs run side by side, so they add up
+    to more than the batch's wall time), and two shares of the wall time: `fixed_share_of_wall`, everything but
+    training and evaluation (the jobs' train and evaluate seconds over --jobs); `start_up_share_of_wall`, the
+    start-up alone (processes, kernels, papermill, imports, loading data and models, tokenising, over --jobs) and
+    the reports."""
+    spent = {"train": 0.0, "evaluate": 0.0, "tokenise": 0.0, "load data": 0.0, "load model": 0.0,
+             "run_experiment other (tokenizer, diagnostics, writing)": 0.0, "notebook import cell": 0.0,
+             "notebook cells other than run_experiment and imports (data overview, figures, views)": 0.0,
+             "process, kernel start, papermill": 0.0}
+    for job in info["jobs"]:
+        phases = job["phases"]
+        for phase in ("train", "evaluate", "tokenise", "load data", "load model"):
+            spent[phase] += phases.get(phase, 0.0)
+        inside = sum(value for key, value in phases.items() if key != "run_experiment")
+        if job["kind"] == "run":
+            cells = job.get("cells", [])
+            run_cell = next((c["seconds"] for c in cells if c["cell"].startswith("rows = run_experiment")), 0.0)
+            imports = next((c["seconds"] for c in cells if c["cell"].startswith("from fslib.notebook import")), 0.0)
+            spent["run_experiment other (tokenizer, diagnostics, writing)"] += phases.get("run_experiment", run_cell) - inside
+            spent["notebook import cell"] += imports
+            spent["notebook cells other than run_experiment and imports (data overview, figures, views)"] += (
+                sum(c["seconds"] for c in cells) - run_cell - imports)
+            spent["process, kernel start, papermill"] += job["process_seconds"] - sum(c["seconds"] for c in cells)
+        else:
+            spent["process, kernel start, papermill"] += job["process_seconds"] - inside
+    total, jobs, wall = sum(spent.values()), info["jobs_at_once"], info["wall_seconds"]
+    info["process_seconds_by_phase"] = {key: round(value, 2) for key, value in spent.items()}
+    info["fixed_share_of_job_seconds"] = round(1 - (spent["train"] + spent["evaluate"]) / total, 4)
+    info["fixed_share_of_wall"] = round(1 - (spent["train"] + spent["evaluate"]) / jobs / wall, 4)
+    info["start_up_share_of_wall"] = round((sum(spent[key] for key in START_UP) / jobs + info["reports_seconds"])
+                                           / wall, 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("params", nargs="+", help="parameter files (mini grids: prepare: offline)")
@@ -89,7 +126,7 @@ def main() -> None:
     from fslib.reports import build_reports
 
     info = {"benchmark": "grid_time", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "machine": machine(), "params": args.params, "jobs": args.jobs, "label": args.label,
+            "machine": machine(), "params": args.params, "jobs_at_once": args.jobs, "label": args.label,
             "warm_datasets_cache": args.warm_cache}
     started = time.perf_counter()
     prepare_offline(shared / "data", shared / "tiny-xlmr")
@@ -127,35 +164,14 @@ def main() -> None:
                 job.update(notebook_cells(notebook))
     info["jobs"] = list(jobs.values())
 
-    # the summary: process-seconds by what they were spent on (jobs run side by side, so they add up to more
-    # than the batch's wall time)
-    spent = {"train": 0.0, "evaluate": 0.0, "tokenise": 0.0, "load data": 0.0, "load model": 0.0,
-             "run_experiment other (tokenizer, diagnostics, writing)": 0.0,
-             "notebook cells other than run_experiment": 0.0, "process, kernel start, papermill": 0.0}
-    for job in info["jobs"]:
-        phases = job["phases"]
-        for phase in ("train", "evaluate", "tokenise", "load data", "load model"):
-            spent[phase] += phases.get(phase, 0.0)
-        inside = sum(value for key, value in phases.items() if key != "run_experiment")
-        if job["kind"] == "run":
-            run_cell = next((c["seconds"] for c in job.get("cells", []) if c["cell"].startswith("rows = run_experiment")),
-                            0.0)
-            spent["run_experiment other (tokenizer, diagnostics, writing)"] += phases.get("run_experiment", run_cell) - inside
-            spent["notebook cells other than run_experiment"] += sum(c["seconds"] for c in job.get("cells", [])) - run_cell
-            spent["process, kernel start, papermill"] += job["process_seconds"] - sum(c["seconds"] for c in job.get("cells", []))
-        else:
-            spent["process, kernel start, papermill"] += job["process_seconds"] - inside
-    total = sum(spent.values())
-    info["process_seconds_by_phase"] = {key: round(value, 2) for key, value in spent.items()}
-    info["fixed_share_of_job_seconds"] = round(1 - (spent["train"] + spent["evaluate"]) / total, 4)
-    info["fixed_share_of_wall"] = round(1 - (spent["train"] + spent["evaluate"]) / args.jobs / info["wall_seconds"], 4)
+    summarise(info)
     out = Path(args.out or ROOT / "bench" / "results" / f"grid_time-{args.label}.json")
     temporary = out.with_suffix(".tmp")
     temporary.write_text(json.dumps(info, indent=1) + "\n")
     temporary.rename(out)
     print(json.dumps({key: info[key] for key in ("prepare_seconds", "batch_seconds", "reports_seconds", "wall_seconds",
                                                  "process_seconds_by_phase", "fixed_share_of_job_seconds",
-                                                 "fixed_share_of_wall")}, indent=1))
+                                                 "fixed_share_of_wall", "start_up_share_of_wall")}, indent=1))
     print(f"wrote {out}")
 
 
