@@ -1,7 +1,7 @@
 """Executing a notebook of the kit with papermill: the task notebooks (one per run, by fslib.worker) and the
-analysis notebooks (the reports, by fslib.reports) go through `execute_notebook`, each in a kernel of its own, or
-through a `KernelSession`, whose kernel executes one notebook after another (a local batch's workers: a fresh
-kernel's imports of torch and transformers cost more than a small run's training).
+analysis notebooks (the reports, by fslib.reports). A `KernelSession` executes notebooks one after another in one
+kernel (a local batch's workers, a report build's threads: a fresh kernel's imports of torch and transformers
+cost more than a small run's training); `execute_notebook` executes one in a kernel of its own.
 
 The kernel is the kit's own interpreter: the kernelspec `fslib` that `make setup` installs into the venv
 (`ipykernel install --sys-prefix`), looked up before any user-level or system kernelspec of that name, and where
@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -70,7 +71,7 @@ def kit_kernel_dirs(scratch: Path) -> list[str]:
 class IPCKernelManager(AsyncKernelManager):
     """Kernels talk over Unix sockets at a fresh path instead of TCP ports, so that papermill runs started at the
     same time cannot race for the same port (the known clash of parallel papermill runs); their connection file
-    and sockets are in `scratch` (set per execution, see `execute_notebook`), and the kit's kernelspec comes
+    and sockets are in `scratch` (set per kernel, see `KernelSession`), and the kit's kernelspec comes
     first."""
 
     scratch: str = ""
@@ -175,16 +176,10 @@ def kernel_scratch() -> Iterator[Path]:
 
 def execute_notebook(name: str, executed: Path, parameters: dict, kernel_name: str | None = None) -> Path:
     """Execute `notebooks/<name>.ipynb` with `parameters` injected after its parameters cell into `executed`
-    (kept even when a cell fails, with the error in it; the failure is raised); returns `executed`. The kernel is
-    the kit's own interpreter unless `kernel_name` names another kernelspec."""
-    import papermill
-
-    with kernel_scratch() as scratch:
-        manager = type("IPCKernelManager", (IPCKernelManager,), {"scratch": str(scratch)})
-        papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", executed, parameters=parameters,
-                                   kernel_name=kernel_name or KIT_KERNEL, cwd=NOTEBOOKS, progress_bar=False,
-                                   kernel_manager_class=manager)
-    return executed
+    (kept even when a cell fails, with the error in it; the failure is raised); returns `executed`. The kernel, a
+    new one, is the kit's own interpreter unless `kernel_name` names another kernelspec."""
+    with KernelSession(kernel_name, notebooks_per_kernel=1) as session:
+        return session.execute_notebook(name, executed, parameters)
 
 
 # ---- one kernel, several notebooks -----------------------------------------------------------------------------
@@ -244,7 +239,6 @@ def _session_engine() -> str:
             finally:
                 del self.nb_man.save
 
-
     class SessionEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, start_timeout=60,
@@ -271,7 +265,7 @@ class KernelSession:
         self.kernel_name = kernel_name or KIT_KERNEL
         self.notebooks_per_kernel = notebooks_per_kernel
         self.manager: IPCKernelManager | None = None
-        self.client = None  # the manager's kernel client, with its channels started
+        self.client: AsyncKernelClient | None = None  # the manager's client, its channels started
         self.executed = 0  # notebooks executed by the current kernel
         self.scratch: Path | None = None  # the current kernel's connection file and sockets
         self._scratch: contextlib.ExitStack | None = None
@@ -304,9 +298,9 @@ class KernelSession:
         """`fslib.execution.execute_notebook`, in this session's kernel."""
         import papermill
 
-        if self.manager is None:
-            self._start()
         try:
+            if self.manager is None:
+                self._start()
             papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", executed, parameters=parameters,
                                        kernel_name=self.kernel_name, cwd=NOTEBOOKS, progress_bar=False,
                                        engine_name=_session_engine(), session=self)
