@@ -31,6 +31,30 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture
+def stand_in_ner_notebook(tmp_path):
+    """Writes `tmp_path/notebooks/ner.ipynb`, a stand-in for the NER notebook: the real one's parameters, then the
+    code cells given; returns the folder (for FSLIB_NOTEBOOKS)."""
+    import nbformat
+
+    def write(*cells: str) -> Path:
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata.update(kernelspec={"name": "python3", "language": "python", "display_name": "Python 3"},
+                                 language_info={"name": "python"})
+        parameters = nbformat.v4.new_code_cell(
+            "task = method = model = source = data_dir = output_dir = device = None\n"
+            "k = seed = alpha = epochs = learning_rate = None\nlanguages = target_langs = method_label = None\n"
+            "train_batch_size = target_batch_size = None\nextra = {}")
+        parameters.metadata["tags"] = ["parameters"]
+        notebook.cells = [parameters, *map(nbformat.v4.new_code_cell, cells)]
+        folder = tmp_path / "notebooks"
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, folder / "ner.ipynb")
+        return folder
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def xtreme_fixtures() -> Path:
     return FIXTURES / "xtreme"

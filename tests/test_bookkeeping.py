@@ -6,7 +6,6 @@ import json
 import socket
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
@@ -91,36 +90,17 @@ def test_status_of_a_bad_parameter_file_is_an_error(tmp_path, capsys):
 
 
 # ---- failures: what stays behind --------------------------------------------------------------------------
-def late_failing_notebook(folder: Path) -> Path:
-    """A stand-in for the NER notebook: it writes the run's rows and config, as the real one does once training
-    and evaluation are done, and then a later cell (a figure, say) fails."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata.update(kernelspec={"name": "python3", "language": "python", "display_name": "Python 3"},
-                             language_info={"name": "python"})
-    parameters = nbformat.v4.new_code_cell("task = method = model = source = data_dir = output_dir = device = None\n"
-                                           "k = seed = alpha = epochs = learning_rate = None\n"
-                                           "languages = target_langs = method_label = None\n"
-                                           "train_batch_size = target_batch_size = None\nextra = {}")
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [
-        parameters,
-        nbformat.v4.new_code_cell("from fslib.notebook import config_from_parameters\n"
-                                  "from fslib.runner import run_dir\n"
-                                  "config = config_from_parameters(globals(), extra)\n"
-                                  "folder = run_dir(config)\n"
-                                  "folder.mkdir(parents=True, exist_ok=True)\n"
-                                  "config.save(folder / 'config.json')\n"
-                                  "(folder / 'results.csv').write_text('lang,split,metric,value\\nen,test,f1,1\\n')"),
-        nbformat.v4.new_code_cell("raise RuntimeError('the figure cell failed')"),
-    ]
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, folder / "ner.ipynb")
-    return folder
+# the run's rows and config, written as the real notebook writes them once training and evaluation are done
+WRITE_ROWS = ("from fslib.notebook import config_from_parameters\nfrom fslib.runner import run_dir\n"
+              "config = config_from_parameters(globals(), extra)\nfolder = run_dir(config)\n"
+              "folder.mkdir(parents=True, exist_ok=True)\nconfig.save(folder / 'config.json')\n"
+              "(folder / 'results.csv').write_text('lang,split,metric,value\\nen,test,f1,1\\n')")
 
 
 def test_a_late_notebook_failure_leaves_no_rows_and_one_failure_record(mini_dir, tiny_model, tmp_path, monkeypatch,
-                                                                       capsys):
-    monkeypatch.setenv("FSLIB_NOTEBOOKS", str(late_failing_notebook(tmp_path / "notebooks")))  # for the worker
+                                                                       capsys, stand_in_ner_notebook):
+    late_failing = stand_in_ner_notebook(WRITE_ROWS, "raise RuntimeError('the figure cell failed')")
+    monkeypatch.setenv("FSLIB_NOTEBOOKS", str(late_failing))  # for the worker
     params = write_params(tmp_path / "late.yaml", [{"task": "ner", "methods": ["naive-co-train"], "k": [1],
                                                     "seeds": [1], "languages": ["en", "qa"]}],
                           model=str(tiny_model), data_dir=str(mini_dir), output_dir=str(tmp_path / "out"))

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 import yaml
@@ -206,39 +205,26 @@ def test_load_results_reads_core_columns_from_elsewhere_and_names_a_broken_file(
 
 
 # ---- a failing rerun keeps the old results ----------------------------------------------------------------------
-def failing_notebook(folder: Path, *, after_writing: bool) -> Path:
-    """A stand-in for the NER notebook that fails: before any results are written (a training error, say), or
-    after the run's files were written as run_experiment writes them (other rows: a later cell, a figure, fails)."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata.update(kernelspec={"name": "python3", "language": "python", "display_name": "Python 3"},
-                             language_info={"name": "python"})
-    parameters = nbformat.v4.new_code_cell("task = method = model = source = data_dir = output_dir = device = None\n"
-                                           "k = seed = alpha = epochs = learning_rate = None\n"
-                                           "languages = target_langs = method_label = None\n"
-                                           "train_batch_size = target_batch_size = None\nextra = {}")
-    parameters.metadata["tags"] = ["parameters"]
-    run = ("from fslib.config import RunConfig, field_names, run_dir\nfrom fslib.ledger import write_run\n"
-           "from fslib.results import Row, rows_frame\n"
-           "c = RunConfig(**{name: globals()[name] for name in field_names() if name in globals()}, **extra)\n"
-           "rows = rows_frame([Row('en', 'test', 'f1', 1.0)], task=c.task, method=c.label, model=c.model, k=c.k,\n"
-           "                  seed=c.seed, run_id=c.run_id, config_hash=c.config_hash)\n"
-           "write_run(run_dir(c), c, rows, {'surgery': rows})")
-    notebook.cells = [parameters, *([nbformat.v4.new_code_cell(run)] if after_writing else []),
-                      nbformat.v4.new_code_cell("raise RuntimeError('this attempt failed')")]
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, folder / "ner.ipynb")
-    return folder
+# the run's files, written as run_experiment writes them (other rows)
+WRITE_RUN = ("from fslib.config import RunConfig, field_names, run_dir\nfrom fslib.ledger import write_run\n"
+             "from fslib.results import Row, rows_frame\n"
+             "c = RunConfig(**{name: globals()[name] for name in field_names() if name in globals()}, **extra)\n"
+             "rows = rows_frame([Row('en', 'test', 'f1', 1.0)], task=c.task, method=c.label, model=c.model, k=c.k,\n"
+             "                  seed=c.seed, run_id=c.run_id, config_hash=c.config_hash)\n"
+             "write_run(run_dir(c), c, rows, {'surgery': rows})")
 
 
 @pytest.mark.parametrize("after_writing", [False, True])
-def test_a_failing_rerun_keeps_the_old_results_whole(checkout, tmp_path, after_writing):
+def test_a_failing_rerun_keeps_the_old_results_whole(checkout, tmp_path, after_writing, stand_in_ner_notebook):
+    """The rerun fails before any results are written (a training error, say), or after it wrote the run's files
+    (a later cell, a figure, fails)."""
     params, folder = copy_of(checkout, tmp_path / "copy")
     (run,) = plan([params], prepare=False)[0]
     before = snapshot(folder)
     assert {"results.csv", "config.json", "manifest.json", "training.csv", "timings.json"} <= set(before)
     job = {"kind": "run", "config": run.config.to_dict(), "log": str(folder / "worker.log")}
-    environment = {**os.environ, "FSLIB_NOTEBOOKS": str(failing_notebook(tmp_path / "notebooks",
-                                                                           after_writing=after_writing))}
+    failing = stand_in_ner_notebook(*[WRITE_RUN] * after_writing, "raise RuntimeError('this attempt failed')")
+    environment = {**os.environ, "FSLIB_NOTEBOOKS": str(failing)}
     worker = subprocess.run([sys.executable, "-m", "fslib.worker", json.dumps(job)], env=environment,
                             capture_output=True, text=True, timeout=300)
     assert worker.returncode == 1 and "this attempt failed" in worker.stdout + worker.stderr
