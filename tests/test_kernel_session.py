@@ -6,13 +6,17 @@ with each job's output in its own log. Real kernels, real runs, real worker proc
 import gzip
 import json
 import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from fslib import execution
 from fslib.config import RunConfig, run_dir
-from fslib.execution import KernelSession
+from fslib.execution import SCRATCH, KernelSession
 from fslib.executors import LocalExecutor
 from fslib.ledger import RUN_LOG, Job
 from fslib.worker import execute_run_notebook
@@ -132,3 +136,34 @@ def test_a_worker_runs_its_jobs_one_after_another_each_logged_apart(mini_dir, ti
         assert not [other for other in jobs if other is not job and str(other.folder) in log]
     assert "no-such-data" in jobs[1].log.read_text()  # the failing run's traceback, in its own log
     assert (jobs[2].folder / "results.csv").exists() and not (jobs[1].folder / "results.csv").exists()
+
+
+def test_a_worker_killed_during_a_job_fails_that_job_and_the_next_job_gets_a_new_worker(tmp_path, monkeypatch,
+                                                                                        stand_in_ner_notebook):
+    monkeypatch.setenv("FSLIB_NOTEBOOKS", str(stand_in_ner_notebook("import time\nif seed == 1:\n    time.sleep(300)")))
+    configs = [RunConfig(task="ner", method="naive-co-train", k=1, seed=seed, model="some-model",
+                         output_dir=str(tmp_path)) for seed in (1, 2)]
+    jobs = [Job("run", config.to_dict(), run_dir(config), run_dir(config) / RUN_LOG, config.run_id)
+            for config in configs]
+    executor = LocalExecutor(jobs=1, gpus=[])
+    workers = []
+    start_worker = executor._worker
+    monkeypatch.setattr(executor, "_worker", lambda slot: workers.append(start_worker(slot)) or workers[-1])
+
+    def kill_the_first_worker_once_its_kernel_runs() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            scratch = [SCRATCH.match(path.name) for path in Path(tempfile.gettempdir()).iterdir()]
+            if workers and [match for match in scratch if match and match["pid"] == str(workers[0].pid)]:
+                time.sleep(2)  # the notebook is under way
+                workers[0].kill()
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_first_worker_once_its_kernel_runs)
+    killer.start()
+    outcomes = executor.run_jobs(jobs, "runs")
+    killer.join()
+    assert outcomes[0].error == f"worker exit status -9; log: {jobs[0].log}"
+    assert outcomes[1].ok
+    assert len(workers) == 2 and workers[0].pid != workers[1].pid
