@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fslib.config import RunConfig, run_dir, run_subpath, stage_hyperparameters
+from fslib.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.data import stable_seed
 from fslib.data.ud import ud_files
 from fslib.data.xtreme import xtreme_path
@@ -387,7 +387,8 @@ def _stamp(path: Path) -> str:
 def source_model_folder(config: RunConfig) -> Path:
     """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
     data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
-    sizes and modification times, so regenerating them trains anew."""
+    sizes and modification times, so regenerating them trains anew; a local model's path counts relative to
+    `output_dir`, so a checkout moved with its outputs keeps its source models."""
     c = config.resolved()
     stamps = []
     if c.source == "xtreme":
@@ -397,7 +398,8 @@ def source_model_folder(config: RunConfig) -> Path:
         stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
-    key = stable_seed(c.task, c.model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False),
+    model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
+    key = stable_seed(c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False),
                       sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev,
                       c.max_train_examples, c.max_eval_examples, *stamps)
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"

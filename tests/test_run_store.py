@@ -16,7 +16,7 @@ import yaml
 from fslib.batch import plan, run_batch
 from fslib.cli import main
 from fslib.config import RunConfig, run_dir
-from fslib.ledger import MANIFEST_FILE, legacy_run_folders, result_set, write_run
+from fslib.ledger import MANIFEST_FILE, legacy_run_folders, result_set, source_model_folder, write_run
 from fslib.results import COLUMNS, Row, load_results, rows_frame
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10,
@@ -109,6 +109,9 @@ def test_a_moved_checkout_keeps_its_runs_done(checkout, tmp_path, capsys):
     moved, original = load_results(folder), load_results(run.folder)
     pd.testing.assert_frame_equal(moved, original)
     assert set(moved.model) == {"tiny-xlmr"} and (moved.config_hash == run.config.config_hash).all()
+    (moved_run,) = plan([params], prepare=False)[0]  # and its source models keep their folders too
+    assert (source_model_folder(moved_run.config).relative_to(tmp_path / "elsewhere" / "checkout")
+            == source_model_folder(run.config).relative_to(root))
 
 
 # ---- result files verified when read ------------------------------------------------------------------------
