@@ -34,6 +34,7 @@ from pathlib import Path
 from submitit.helpers import Checkpointable
 from tqdm.auto import tqdm
 
+from fslib.executors import recheck
 from fslib.ledger import Job, Outcome, clear_running, mark_running
 from fslib.worker import execute
 
@@ -98,22 +99,31 @@ class SlurmExecutor:
 
     def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Submit `jobs` as one array, wait for all of them; a job that fails, is cancelled, times out or loses
-        its node is an Outcome with ok=False, the error and its log."""
-        if not jobs:
-            return []
+        its node is an Outcome with ok=False, the error and its log. A job whose run another batch finished or
+        took up since this one was planned (during an earlier stage, say) is not submitted."""
+        outcomes: dict[int, Outcome] = {}
+        for i, job in enumerate(jobs):
+            taken = recheck(job)
+            if taken:
+                outcomes[i] = Outcome(job, True, skipped=taken)
+                tqdm.write(f"skipped: {job.name}: {taken} in another batch")
+        if len(outcomes) == len(jobs):
+            return [outcomes[i] for i in range(len(jobs))]
         self.executor.update_parameters(name=f"fslib-{description.replace(' ', '-')}")
         with self.executor.batch():
-            submitted = [self.executor.submit(ResumableJob(), job.payload()) for job in jobs]
-        for job, handle in zip(jobs, submitted):
-            mark_running(job.log, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
-        tqdm.write(f"{description}: submitted Slurm job array {submitted[0].job_id.split('_')[0]} "
-                   f"({len(jobs)} jobs; logs in {self.log_dir})")
-        outcomes: dict[int, Outcome] = {}
+            submitted = {i: self.executor.submit(ResumableJob(), job.payload()) for i, job in enumerate(jobs)
+                         if i not in outcomes}
+        for i, handle in submitted.items():
+            mark_running(jobs[i].log, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
+        first = next(iter(submitted.values()))
+        tqdm.write(f"{description}: submitted Slurm job array {first.job_id.split('_')[0]} "
+                   f"({len(submitted)} jobs; logs in {self.log_dir})")
         gone_since: dict[int, float] = {}
-        with tqdm(total=len(jobs), desc=description, unit="job") as bar:
+        with tqdm(total=len(jobs), initial=len(outcomes), desc=description, unit="job") as bar:
             while len(outcomes) < len(jobs):
-                queued = queued_jobs({handle.job_id.split("_")[0] for handle in submitted})
-                for i, (job, handle) in enumerate(zip(jobs, submitted)):
+                queued = queued_jobs({handle.job_id.split("_")[0] for handle in submitted.values()})
+                for i, handle in submitted.items():
+                    job = jobs[i]
                     if i in outcomes:
                         continue
                     if handle.done():

@@ -180,12 +180,22 @@ def test_a_running_marker_needs_the_same_process_not_just_its_pid(planned):
     assert run_status(planned, job_alive) == "pending"  # the process itself is gone
 
 
-def test_a_run_done_or_running_elsewhere_by_its_turn_is_not_started(planned):
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+def test_a_run_done_or_running_elsewhere_by_its_turn_is_not_started(planned, executor, tmp_path):
+    """Locally, just before its job starts; on Slurm, before the array is submitted (nothing is: no cluster runs
+    here, so a submission would fail)."""
+    def executor_of_this_batch():
+        if executor == "local":
+            return LocalExecutor(jobs=1, gpus=[])
+        from fslib.slurm import SlurmExecutor
+
+        return SlurmExecutor({}, tmp_path / "slurm")
+
     folder = run_dir(planned)
     job = Job("run", planned.to_dict(), folder, folder / RUN_LOG, planned.run_id)
     marker = {"executor": "local", **identity(), "heartbeat": time.time()}  # this process stands for another batch
     write_marker(planned, **marker)
-    (outcome,) = LocalExecutor(jobs=1, gpus=[]).run_jobs([job], "runs")
+    (outcome,) = executor_of_this_batch().run_jobs([job], "runs")
     assert outcome.ok and outcome.skipped == "running"
     assert json.loads((folder / "worker.running.json").read_text()) == marker  # the other batch's marker is kept
     assert not (folder / RUN_LOG).exists()
@@ -193,6 +203,6 @@ def test_a_run_done_or_running_elsewhere_by_its_turn_is_not_started(planned):
     (folder / "worker.running.json").unlink()
     planned.save(folder / "config.json")  # what a finished run leaves
     (folder / "results.csv").write_text("lang,split,metric,value\nqa,test,f1,50.0\n")
-    (outcome,) = LocalExecutor(jobs=1, gpus=[]).run_jobs([job], "runs")
+    (outcome,) = executor_of_this_batch().run_jobs([job], "runs")
     assert outcome.ok and outcome.skipped == "done"
     assert not (folder / RUN_LOG).exists()
