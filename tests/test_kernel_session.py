@@ -111,6 +111,14 @@ def test_a_run_in_a_reused_kernel_writes_what_a_fresh_kernel_writes(mini_dir, ti
     assert counts == fresh_counts
 
 
+def one_slot_executor(monkeypatch) -> tuple[LocalExecutor, list]:
+    """A local executor of one slot, and the list of the worker processes it starts."""
+    executor, workers = LocalExecutor(jobs=1, gpus=[]), []
+    start_worker = executor._worker
+    monkeypatch.setattr(executor, "_worker", lambda slot: workers.append(start_worker(slot)) or workers[-1])
+    return executor, workers
+
+
 def test_a_worker_runs_its_jobs_one_after_another_each_logged_apart(mini_dir, tiny_model, tmp_path, monkeypatch):
     shared = dict(task="ner", method="naive-co-train", k=1, model=str(tiny_model), languages=["en", "qa"],
                   epochs=1, learning_rate=1e-3, max_train_examples=40, max_eval_examples=10, progress=False,
@@ -120,10 +128,7 @@ def test_a_worker_runs_its_jobs_one_after_another_each_logged_apart(mini_dir, ti
                RunConfig(seed=3, data_dir=str(mini_dir), **shared)]
     jobs = [Job("run", config.to_dict(), run_dir(config), run_dir(config) / RUN_LOG, config.run_id)
             for config in configs]
-    executor = LocalExecutor(jobs=1, gpus=[])
-    workers = []
-    start_worker = executor._worker
-    monkeypatch.setattr(executor, "_worker", lambda slot: workers.append(start_worker(slot)) or workers[-1])
+    executor, workers = one_slot_executor(monkeypatch)
 
     outcomes = executor.run_jobs(jobs, "runs")
     assert [outcome.ok for outcome in outcomes] == [True, False, True]
@@ -145,10 +150,7 @@ def test_a_worker_killed_during_a_job_fails_that_job_and_the_next_job_gets_a_new
                          output_dir=str(tmp_path)) for seed in (1, 2)]
     jobs = [Job("run", config.to_dict(), run_dir(config), run_dir(config) / RUN_LOG, config.run_id)
             for config in configs]
-    executor = LocalExecutor(jobs=1, gpus=[])
-    workers = []
-    start_worker = executor._worker
-    monkeypatch.setattr(executor, "_worker", lambda slot: workers.append(start_worker(slot)) or workers[-1])
+    executor, workers = one_slot_executor(monkeypatch)
 
     def kill_the_first_worker_once_its_kernel_runs() -> None:
         deadline = time.monotonic() + 120
