@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from fslib.executors import EXECUTORS
-from fslib.processes import OutputFolderBusy
+from fslib.processes import OutputFolderBusy, hold_output_folders
 
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
@@ -42,7 +42,8 @@ def reports(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir)
     if not (output_dir / "runs").is_dir():
         raise ValueError(f"{output_dir} has no runs/ folder: give the output_dir of a grid (e.g. outputs)")
-    build = build_reports(output_dir, jobs=args.jobs, force=args.force)
+    with hold_output_folders([output_dir]):  # not while a batch writes the folder: it builds them when it ends
+        build = build_reports(output_dir, jobs=args.jobs, force=args.force)
     if not build.rebuilt and build.ok:
         print("results unchanged since the last build: reports not rebuilt (--force rebuilds)")
     print(report_summary(build))

@@ -128,6 +128,15 @@ def test_a_second_batch_on_a_held_output_folder_is_refused_before_it_runs_anythi
         pass
 
 
+def test_a_report_build_on_a_folder_a_batch_holds_is_refused(tmp_path):
+    (tmp_path / "out" / "runs").mkdir(parents=True)
+    with hold_output_folders([tmp_path / "out"], command="fslib batch the-first.yaml"):
+        refused = subprocess.run([sys.executable, "-m", "fslib.cli", "reports", str(tmp_path / "out")],
+                                 capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 3 and "fslib batch the-first.yaml" in refused.stderr
+    assert not (tmp_path / "out" / "reports").exists()
+
+
 def test_the_lock_of_a_killed_batch_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
                                "from fslib.processes import hold_output_folders\n"
