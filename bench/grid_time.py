@@ -78,11 +78,12 @@ def summarise(info: dict) -> None:
             cells = job.get("cells", [])
             run_cell = next((c["seconds"] for c in cells if c["cell"].startswith("rows = run_experiment")), 0.0)
             imports = next((c["seconds"] for c in cells if c["cell"].startswith("from fslib.notebook import")), 0.0)
+            in_cells = sum(c["seconds"] for c in cells)
             spent["run_experiment other (tokenizer, diagnostics, writing)"] += phases.get("run_experiment", run_cell) - inside
             spent["notebook import cell"] += imports
             spent["notebook cells other than run_experiment and imports (data overview, figures, views)"] += (
-                sum(c["seconds"] for c in cells) - run_cell - imports)
-            spent["process, kernel start, papermill"] += job["process_seconds"] - sum(c["seconds"] for c in cells)
+                in_cells - run_cell - imports)
+            spent["process, kernel start, papermill"] += job["process_seconds"] - in_cells
         else:
             spent["process, kernel start, papermill"] += job["process_seconds"] - inside
     total, jobs, wall = sum(spent.values()), info["jobs_at_once"], info["wall_seconds"]
@@ -118,7 +119,8 @@ def main() -> None:
                                   model=str(shared / "tiny-xlmr"))
         params_files.append(output_dir / Path(name).name)
         params_files[-1].write_text(yaml.safe_dump(params))
-        report_dirs += [report_dir] if report_dir not in report_dirs else []
+        if report_dir not in report_dirs:
+            report_dirs.append(report_dir)
 
     from fslib import executors
     from fslib.batch import run_batch

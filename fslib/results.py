@@ -153,9 +153,10 @@ def _read_results(file: Path) -> pd.DataFrame:
         raise ValueError(f"{file}: line {int(wrong.idxmax()) + 2}: value {frame['value'][wrong].iloc[0]!r} is not "
                          f"a number")
     frame["value"] = values
-    if "model" not in frame.columns or frame["model"].isna().any():  # older rows: their config.json says
-        frame["model"] = frame["model"].fillna(_model_beside(file)) if "model" in frame.columns else \
-            _model_beside(file)
+    if "model" not in frame.columns:
+        frame["model"] = pd.NA
+    if frame["model"].isna().any():  # rows written before they named their model: their config.json says
+        frame["model"] = frame["model"].fillna(_model_beside(file))
     if "run_id" not in frame.columns:
         frame["run_id"] = (frame["task"].astype(str) + "-" + frame["method"].astype(str) + "-k" +
                            frame["k"].astype(str) + "-seed" + frame["seed"].astype(str))

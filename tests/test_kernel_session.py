@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from papermill.exceptions import PapermillExecutionError
 
 from fslib import execution
 from fslib.config import RunConfig, run_dir
@@ -49,7 +50,7 @@ def probe(tmp_path, monkeypatch):
         executed, out = tmp_path / f"probe-{number}.ipynb", tmp_path / f"probe-{number}.json"
         try:
             session.execute_notebook("probe", executed, {"out": str(out), "fail": fail})
-        except execution_error():
+        except PapermillExecutionError:
             assert fail
         cells = [cell for cell in nbformat.read(executed, as_version=4).cells if cell.cell_type == "code"]
         shown = "".join(output.get("text", "") for output in cells[-1].outputs)
@@ -57,12 +58,6 @@ def probe(tmp_path, monkeypatch):
                 "warned": "probe warning" in shown}
 
     return run
-
-
-def execution_error():
-    from papermill.exceptions import PapermillExecutionError
-
-    return PapermillExecutionError
 
 
 def test_each_notebook_starts_fresh_in_the_same_kernel_until_a_failure_or_the_limit(probe, tmp_path):
