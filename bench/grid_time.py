@@ -6,7 +6,7 @@ kernels, the task notebooks, the reports), into a scratch folder, with every pie
 Per job: its process's wall time (start to exit, recorded around the executor's subprocess); per run, from the
 executed notebook, papermill's per-cell durations (imports, data overview, run_experiment, tables and figures);
 inside run_experiment and source-training, the run's own phases from timings.json (load data, tokenise, train,
-evaluate, load model; see fslib.timing). The rest of a job's wall time is the process, the kernel and papermill.
+evaluate, load model; see fslib.core.timing). The rest of a job's wall time is the process, the kernel and papermill.
 Fixed cost = everything but the `train` and `evaluate` phases. The datasets cache (HF_DATASETS_CACHE) is a fresh
 folder under the scratch folder unless --warm-cache, so a run starts from what a fresh machine has.
 
@@ -77,7 +77,7 @@ def summarise(info: dict) -> None:
         if job["kind"] == "run":
             cells = job.get("cells", [])
             run_cell = next((c["seconds"] for c in cells if c["cell"].startswith("rows = run_experiment")), 0.0)
-            imports = next((c["seconds"] for c in cells if c["cell"].startswith("from fslib.notebook import")), 0.0)
+            imports = next((c["seconds"] for c in cells if c["cell"].startswith("from fslib.analysis.notebook import")), 0.0)
             in_cells = sum(c["seconds"] for c in cells)
             spent["run_experiment other (tokenizer, diagnostics, writing)"] += phases.get("run_experiment", run_cell) - inside
             spent["notebook import cell"] += imports
@@ -123,9 +123,9 @@ def main() -> None:
             report_dirs.append(report_dir)
 
     from fslib import executors
-    from fslib.batch import run_batch
-    from fslib.mini.model import prepare_offline
-    from fslib.reports import build_reports
+    from fslib.batch.planning import run_batch
+    from fslib.prepare.mini.model import prepare_offline
+    from fslib.analysis.reports import build_reports
 
     info = {"benchmark": "grid_time", "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "machine": machine(), "params": args.params, "jobs_at_once": args.jobs, "label": args.label,

@@ -4,9 +4,9 @@
 Times the training steps of co-training on the SAME batches, from the SAME initial weights, four ways:
 
 - `naive`            naive-co-train: no surgery;
-- `gradient`         gradient-co-train, alpha=1 (NER/POS): `fslib.surgery.FlatGradients` +
-                     `StochasticGradientSurgery`, exactly as `fslib.training.train` plugs them in;
-- `reference`        the same algorithm written the usual way, `fslib.surgery_reference.ReferenceSurgery` (clone and
+- `gradient`         gradient-co-train, alpha=1 (NER/POS): `fslib.engine.surgery.FlatGradients` +
+                     `StochasticGradientSurgery`, exactly as `fslib.engine.training.train` plugs them in;
+- `reference`        the same algorithm written the usual way, `fslib.engine.surgery_reference.ReferenceSurgery` (clone and
                      concatenate, deep copy of the model, Python `if`), plugged in at the same place;
 - `gradient_a0.1`    gradient-co-train, alpha=0.1 (TyDiQA/XNLI): the coin mostly says no and the oracle
                      forward/backward is skipped.
@@ -15,10 +15,10 @@ and prints/saves the ratios gradient/naive (target <= 1.3 on CPU), gradient/refe
 gradient(alpha=0.1)/naive. The model is a small, randomly initialised XLM-R with a 7-label token-classification
 head; the data are synthetic NER-like features (lengths 20-60 drawn once with a fixed seed), collated by the kit's
 own `Collator` and batched by the kit's own `batches` (length-grouped, dynamically padded); the oracle batches are
-built as `fslib.stages.Experiment.oracle_batches` builds them (a target's K shots as one batch; English: a random source
+built as `fslib.engine.stages.Experiment.oracle_batches` builds them (a target's K shots as one batch; English: a random source
 batch of min(K, micro-batch) examples). Everything is generated once, before any timing.
 
-The step is the kit's own `fslib.training.optimisation_step`, the body of `train()`'s loop (forward under the
+The step is the kit's own `fslib.engine.training.optimisation_step`, the body of `train()`'s loop (forward under the
 same autocast, the isfinite check, backward, surgery, clipping, AdamW, the linear schedule, zeroing the flat
 buffer), so what is timed is what training runs.
 
@@ -53,13 +53,13 @@ from transformers import (  # noqa: E402
     get_linear_schedule_with_warmup,
 )
 
-from fslib.captured_oracle import capturable, oracle_pass  # noqa: E402
-from fslib.features import IGNORE, Collator  # noqa: E402
-from fslib.languages import SOURCE_LANG  # noqa: E402
-from fslib.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
-from fslib.surgery_reference import ReferenceSurgery  # noqa: E402
-from fslib.tasks import NER_LABELS  # noqa: E402
-from fslib.training import (  # noqa: E402
+from fslib.engine.captured_oracle import capturable, oracle_pass  # noqa: E402
+from fslib.engine.features import IGNORE, Collator  # noqa: E402
+from fslib.core.languages import SOURCE_LANG  # noqa: E402
+from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
+from fslib.engine.surgery_reference import ReferenceSurgery  # noqa: E402
+from fslib.core.tasks import NER_LABELS  # noqa: E402
+from fslib.engine.training import (  # noqa: E402
     StageSettings,
     autocast,
     batches,
@@ -94,7 +94,7 @@ def synthetic_tokenizer(vocab_size: int) -> XLMRobertaTokenizer:
 
 def synthetic_features(count: int, lang: str, generator: torch.Generator, min_len: int, max_len: int,
                        vocab_size: int, tokenizer) -> list[dict]:
-    """NER-like features as `fslib.features` lays them out: <s> ... </s>, a label on the first sub-word of each
+    """NER-like features as `fslib.engine.features` lays them out: <s> ... </s>, a label on the first sub-word of each
     word (mostly "O"), IGNORE elsewhere; total lengths uniform in [min_len, max_len]."""
     features = []
     label_weights = torch.tensor([0.8] + [0.2 / (len(NER_LABELS) - 1)] * (len(NER_LABELS) - 1))
@@ -125,7 +125,7 @@ def co_training_features(n_batches: int, args, generator: torch.Generator, token
 
 
 class Oracles:
-    """The oracle batches as `fslib.stages.Experiment.oracle_batches` makes them: a target's K shots (collated once), or
+    """The oracle batches as `fslib.engine.stages.Experiment.oracle_batches` makes them: a target's K shots (collated once), or
     for English a random batch of min(K, micro-batch) source examples. The English batches are drawn once up
     front (a seeded sequence); each trainer gets its own `view()`, a callable `oracle(lang)` -> batch with its own
     place in that sequence, so every variant sees the same oracle batches."""
@@ -170,7 +170,7 @@ def variants_for(device: torch.device, precision: str) -> tuple[Variant, ...]:
 
 
 class Trainer:
-    """One variant's training state, built as `fslib.training.train` builds it (optimizer_for, the linear
+    """One variant's training state, built as `fslib.engine.training.train` builds it (optimizer_for, the linear
     schedule, FlatGradients, the surgery built from the flat gradients), ready to step."""
 
     def __init__(self, variant: Variant, template: torch.nn.Module, settings: StageSettings, total_steps: int,
@@ -182,7 +182,7 @@ class Trainer:
             self.optimizer, int(settings.warmup_ratio * total_steps), total_steps)
         self.oracle = oracle = oracles.view()
 
-        def oracle_loss(module: torch.nn.Module, lang: str) -> torch.Tensor:  # as fslib.stages.Experiment.surgeon_factory
+        def oracle_loss(module: torch.nn.Module, lang: str) -> torch.Tensor:  # as fslib.engine.stages.Experiment.surgeon_factory
             inputs, _ = to_device(oracle(lang), device)
             with autocast(device, settings.precision):
                 return module(**inputs).loss
@@ -527,9 +527,9 @@ def main(argv: list[str] | None = None) -> int:
             "oracle_languages": languages, "oracle_batch_sizes": {
                 **{lang: int(oracles.fixed[lang]["input_ids"].shape[0]) for lang in oracles.fixed},
                 SOURCE_LANG: min(args.shots, micro_batch)},
-            "oracle_pass": "replayed from CUDA graphs (fslib.captured_oracle)" if EAGER in setup.variants else "eager",
+            "oracle_pass": "replayed from CUDA graphs (fslib.engine.captured_oracle)" if EAGER in setup.variants else "eager",
             "sequence_lengths": [args.min_len, args.max_len], "padded_lengths_timed_batches": lengths,
-            "optimizer": "AdamW (fslib.training.optimizer_for), lr 2e-5, linear schedule, clip 1.0",
+            "optimizer": "AdamW (fslib.engine.training.optimizer_for), lr 2e-5, linear schedule, clip 1.0",
             "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats, "seed": args.seed,
             "surgery_seed": SURGERY_SEED, "bf16_autocast": bool(args.bf16 and device.type == "cuda"),
             "schedule": "per repetition, one trainer per variant, stepped in turn on each batch (order rotating)",

@@ -3,14 +3,14 @@
 
 The same naive co-training through both: the same model (the tiny XLM-R of `make demo`, or any local folder with
 --model), the same data (POS of the offline benchmark: capped English train + K shots of each target, tokenised
-once by `fslib.features.build_features`), batch size, maximum length, AdamW (lr, eps, no weight decay, clipping at
+once by `fslib.engine.features.build_features`), batch size, maximum length, AdamW (lr, eps, no weight decay, clipping at
 1.0), linear schedule without warm-up, length-grouped batches, the same number of epochs and steps:
 
-- `fslib`:   `fslib.training.train(...)` with no evaluation callback;
+- `fslib`:   `fslib.engine.training.train(...)` with no evaluation callback;
 - `hf`:      `transformers.Trainer(...).train()` with `train_sampling_strategy="group_by_length"`, no logging, no
              checkpoints, no evaluation, `DataCollatorForTokenClassification`.
 
-Evaluation on the same dev sets (every language's, one call per language, as a run scores them): `fslib.evaluation
+Evaluation on the same dev sets (every language's, one call per language, as a run scores them): `fslib.engine.evaluation
 .evaluate` (predictions and the task's F1) against `Trainer.evaluate` with a `compute_metrics` that gives the same
 F1 (seqeval on first sub-words), at the same batch size.
 
@@ -44,15 +44,15 @@ from transformers import AutoTokenizer, DataCollatorForTokenClassification, Trai
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from surgery_overhead import machine_info, write_json  # noqa: E402
 
-from fslib.mini.model import prepare_offline  # noqa: E402
+from fslib.prepare.mini.model import prepare_offline  # noqa: E402
 from fslib.data import load_shots, load_split  # noqa: E402
-from fslib.evaluation import evaluate  # noqa: E402
-from fslib.features import IGNORE, MODEL_INPUTS, Collator, build_features  # noqa: E402
-from fslib.languages import MINI_LANGUAGES, SOURCE_LANG  # noqa: E402
-from fslib.metrics import tagging_f1  # noqa: E402
-from fslib.models import load_model  # noqa: E402
-from fslib.tasks import get_task  # noqa: E402
-from fslib.training import StageSettings, train  # noqa: E402
+from fslib.engine.evaluation import evaluate  # noqa: E402
+from fslib.engine.features import IGNORE, MODEL_INPUTS, Collator, build_features  # noqa: E402
+from fslib.core.languages import MINI_LANGUAGES, SOURCE_LANG  # noqa: E402
+from fslib.engine.metrics import tagging_f1  # noqa: E402
+from fslib.engine.models import load_model  # noqa: E402
+from fslib.core.tasks import get_task  # noqa: E402
+from fslib.engine.training import StageSettings, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                    "mean_length": float(np.mean(lengths)), "epochs": args.epochs, "batch_size": args.batch_size,
                    "eval_batch_size": args.eval_batch_size, "max_length": args.max_length, "learning_rate": 1e-3,
                    "optimizer": "AdamW (torch), eps 1e-8, weight decay 0, clip 1.0, linear schedule, no warm-up",
-                   "sampler": "length-grouped (fslib.training.batches / Trainer group_by_length)",
+                   "sampler": "length-grouped (fslib.engine.training.batches / Trainer group_by_length)",
                    "dev_sets": {lang: len(feats) for lang, (_, feats) in dev.items()}, "repeats": args.repeats,
                    "warmup_runs": args.warmup_runs},
         "summary": summary, "ratios": ratios, "runs": runs,

@@ -7,8 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from fslib.executors import EXECUTORS
-from fslib.processes import OutputFolderBusy, hold_output_folders
+from fslib.batch.executors import EXECUTORS
+from fslib.batch.processes import OutputFolderBusy, hold_output_folders
 
 MINI_PARAMS = sorted(str(path) for path in (Path(__file__).resolve().parent.parent / "params" / "mini").glob("*.yaml"))
 
@@ -21,7 +21,7 @@ def _unwind_on_sigterm() -> None:
 
 
 def batch(args: argparse.Namespace) -> int:
-    from fslib.batch import run_batch
+    from fslib.batch.planning import run_batch
 
     _unwind_on_sigterm()
     return run_batch(args.params, executor_name=args.executor, jobs=args.jobs, dry_run=args.dry_run,
@@ -29,14 +29,14 @@ def batch(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from fslib.batch import status_report
+    from fslib.batch.planning import status_report
 
     print(status_report(args.params))
     return 0
 
 
 def reports(args: argparse.Namespace) -> int:
-    from fslib.reports import build_reports, report_summary
+    from fslib.analysis.reports import build_reports, report_summary
 
     _unwind_on_sigterm()
     output_dir = Path(args.output_dir)
@@ -51,7 +51,7 @@ def reports(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    from fslib.ledger import legacy_run_folders, migrate_runs
+    from fslib.store.ledger import legacy_run_folders, migrate_runs
 
     for output_dir in args.output_dirs:
         for line in migrate_runs(output_dir):

@@ -62,14 +62,14 @@ def xtreme_fixtures() -> Path:
 
 @pytest.fixture(scope="session")
 def mini_dir(tmp_path_factory) -> Path:
-    from fslib.mini import generate
+    from fslib.prepare.mini import generate
 
     return generate(tmp_path_factory.mktemp("mini"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, mini_dir) -> Path:
-    from fslib.mini.model import build_tiny_model, mini_corpus
+    from fslib.prepare.mini.model import build_tiny_model, mini_corpus
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-xlmr"), mini_corpus(mini_dir))
 

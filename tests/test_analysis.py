@@ -1,4 +1,4 @@
-"""The analyses (fslib.analysis, fslib.curves, fslib.similarity, fslib.reference): hand-made result tables with
+"""The analyses (fslib.analysis.tables, fslib.analysis.curves, fslib.analysis.similarity, fslib.analysis.reference): hand-made result tables with
 hand-computed answers, and the paper's own figures, which must give back its Tables 1, 2, 8, 9 and 10."""
 
 import json
@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from fslib import analysis
-from fslib.curves import (
+from fslib.analysis.curves import (
     best_dev_epochs,
     dev_curves,
     selection_curves,
     share_best_at_first_epoch,
 )
-from fslib.reference import (
+from fslib.analysis.reference import (
     SUSPECT_CELLS,
     TABLE1_MISMATCHES,
     as_result_rows,
@@ -24,8 +24,8 @@ from fslib.reference import (
     load_reference_table1,
     reference_results,
 )
-from fslib.results import COLUMNS
-from fslib.similarity import conflict_share, load_gradient_similarity, similarity_matrix
+from fslib.store.results import COLUMNS
+from fslib.analysis.similarity import conflict_share, load_gradient_similarity, similarity_matrix
 
 SHARED_REFERENCE = Path("/work/shared/reference/paper_per_language.csv")
 PACKAGED_REFERENCE = Path(__file__).parents[1] / "fslib" / "reference_figures" / "paper_per_language.csv"
@@ -169,7 +169,7 @@ def test_language_benefit_bottom_five_is_table_8(task, expected):
 def test_xnli_bottom_five_does_not_follow_from_the_per_language_table():
     # Table 8 prints es -0.32, tr -0.31, de 0.23, vi 0.34, fr 0.36 for XNLI, but the per-language XNLI table
     # gives es +0.19, tr +0.48 and fr +0.91 (fr is also in Table 2's top five at 0.91), and el (+0.09) gains
-    # least of all: Table 8's XNLI column is inconsistent with the paper's own Table 7 (see fslib.reference).
+    # least of all: Table 8's XNLI column is inconsistent with the paper's own Table 7 (see fslib.analysis.reference).
     bottom = delta_table("xnli", "bottom")
     assert list(bottom) == ["el", "es", "de", "vi", "tr"]
     assert list(bottom.values()) == pytest.approx([0.09, 0.19, 0.36, 0.38, 0.48], abs=ROUNDING)
@@ -190,7 +190,7 @@ def test_main_table_on_the_reference_gives_table_1():
     for key, row in compared.iterrows():
         if key in TABLE1_MISMATCHES:
             # Not rounding: the printed per-language cells do not average to Table 1. ner co-FT K=5 repeats
-            # three cells (fslib.reference.SUSPECT_CELLS); for the others the text cannot tell which is wrong.
+            # three cells (fslib.analysis.reference.SUSPECT_CELLS); for the others the text cannot tell which is wrong.
             assert abs(row["diff"]) > 0.01 and row["diff"] == pytest.approx(TABLE1_MISMATCHES[key], abs=0.01), key
         else:
             assert abs(row["diff"]) <= ROUNDING, key

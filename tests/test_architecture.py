@@ -1,5 +1,5 @@
 """The shape of fslib's module graph: no import cycles (an import inside a function counts: it is a cycle that only
-waits for its call), and planning a batch (`fslib status`, `--dry-run`, `fslib.batch`) loads neither torch nor
+waits for its call), and planning a batch (`fslib status`, `--dry-run`, `fslib.batch.planning`) loads neither torch nor
 transformers."""
 
 import ast
@@ -80,8 +80,8 @@ def test_the_cycle_finder_finds_cycles():
 
 
 def test_the_import_reader_sees_imports_inside_functions():
-    assert "fslib.mini.model" in imported_modules("fslib.batch")  # imported inside plan()
-    assert {"fslib.mini", "fslib.data"} <= imported_modules("fslib.mini.model")
+    assert "fslib.prepare.mini.model" in imported_modules("fslib.batch.planning")  # imported inside plan()
+    assert {"fslib.prepare.mini", "fslib.data"} <= imported_modules("fslib.prepare.mini.model")
 
 
 def test_no_import_cycles_between_fslib_modules():
@@ -97,7 +97,7 @@ def run_python(code: str) -> str:
 
 
 def test_planning_imports_no_torch():
-    assert run_python("import sys, fslib.batch; print('torch' in sys.modules, 'transformers' in sys.modules)") \
+    assert run_python("import sys, fslib.batch.planning; print('torch' in sys.modules, 'transformers' in sys.modules)") \
         .split() == ["False", "False"]
 
 
@@ -112,8 +112,8 @@ def test_status_of_the_paper_grids_runs_without_torch(tmp_path):
 
 
 def test_every_registered_method_has_its_implementation():
-    from fslib.methods import METHODS, get_method
-    from fslib.methods.base import Method
+    from fslib.engine.methods import METHODS, get_method
+    from fslib.engine.methods.base import Method
 
     for name in METHODS:
         method = get_method(name)

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fslib.batch import plan, run_batch
+from fslib.batch.planning import plan, run_batch
 from fslib.cli import main
-from fslib.results import load_results
+from fslib.store.results import load_results
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 100, "max_eval_examples": 30,
         "eval_batch_size": 128}
@@ -171,7 +171,7 @@ def test_bad_parameter_file_fails_before_any_run(tmp_path, capsys, change, messa
 
 
 def test_shipped_parameter_files_are_valid():
-    from fslib.params import load_params
+    from fslib.batch.params import load_params
 
     root = Path(__file__).parent.parent / "params"
     # params/real/pos.yaml reads its languages from the UD folder beside the repository: tests/test_real_pos.py

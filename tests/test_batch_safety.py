@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fslib.batch import plan, run_batch
-from fslib.config import RunConfig, run_dir
-from fslib.executors import LocalExecutor, job_alive
-from fslib.ledger import RUN_LOG, Job, run_status
-from fslib.processes import LOCK_FILE, OutputFolderBusy, hold_output_folders, identity, lock_holder, start_time
+from fslib.batch.planning import plan, run_batch
+from fslib.store.config import RunConfig, run_dir
+from fslib.batch.executors import LocalExecutor, job_alive
+from fslib.store.ledger import RUN_LOG, Job, run_status
+from fslib.batch.processes import LOCK_FILE, OutputFolderBusy, hold_output_folders, identity, lock_holder, start_time
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10}
 
@@ -82,7 +82,7 @@ def test_sigkill_of_a_batch_takes_its_worker_and_kernel_and_a_second_batch_is_re
         kernel = wait_for(lambda: [pid for pid in descendants(first.pid) if "ipykernel" in command_line(pid)], 120,
                           "the first batch's kernel")
         family = {pid: start_time(pid) for pid in descendants(first.pid)}
-        worker = [pid for pid in family if "fslib.worker" in command_line(pid)]
+        worker = [pid for pid in family if "fslib.batch.worker" in command_line(pid)]
         assert len(worker) == 1 and kernel
         for pid in kernel:  # hold the run where it is while the second batch tries (the tiny run is quick)
             os.kill(pid, signal.SIGSTOP)
@@ -139,7 +139,7 @@ def test_a_report_build_on_a_folder_a_batch_holds_is_refused(tmp_path):
 
 def test_the_lock_of_a_killed_batch_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
-                               "from fslib.processes import hold_output_folders\n"
+                               "from fslib.batch.processes import hold_output_folders\n"
                                f"with hold_output_folders([{str(tmp_path)!r}], command='holder'):\n"
                                "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -196,7 +196,7 @@ def test_a_run_done_or_running_elsewhere_by_its_turn_is_not_started(planned, exe
     def executor_of_this_batch():
         if executor == "local":
             return LocalExecutor(jobs=1, gpus=[])
-        from fslib.slurm import SlurmExecutor
+        from fslib.batch.slurm import SlurmExecutor
 
         return SlurmExecutor({}, tmp_path / "slurm")
 

@@ -1,4 +1,4 @@
-"""Batch bookkeeping: which runs count as done, changed, running, failed or pending (`fslib.batch.plan`,
+"""Batch bookkeeping: which runs count as done, changed, running, failed or pending (`fslib.batch.planning.plan`,
 `fslib status`), and what a failure leaves behind: a run that fails in a late notebook cell, after its rows were
 written, and runs whose source model failed to train."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fslib.batch import plan, run_batch
+from fslib.batch.planning import plan, run_batch
 from fslib.cli import main
-from fslib.config import RunConfig, run_dir
-from fslib.processes import identity
+from fslib.store.config import RunConfig, run_dir
+from fslib.batch.processes import identity
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10}
 
@@ -91,7 +91,7 @@ def test_status_of_a_bad_parameter_file_is_an_error(tmp_path, capsys):
 
 # ---- failures: what stays behind --------------------------------------------------------------------------
 # the run's rows and config, written as the real notebook writes them once training and evaluation are done
-WRITE_ROWS = ("from fslib.notebook import config_from_parameters\nfrom fslib.runner import run_dir\n"
+WRITE_ROWS = ("from fslib.analysis.notebook import config_from_parameters\nfrom fslib.engine.runner import run_dir\n"
               "config = config_from_parameters(globals(), extra)\nfolder = run_dir(config)\n"
               "folder.mkdir(parents=True, exist_ok=True)\nconfig.save(folder / 'config.json')\n"
               "(folder / 'results.csv').write_text('lang,split,metric,value\\nen,test,f1,1\\n')")

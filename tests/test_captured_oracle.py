@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForQuestionAnswering, XLMRobertaForTokenClassification
 
-from fslib.captured_oracle import CapturedOraclePass, capturable, oracle_pass
-from fslib.features import IGNORE
-from fslib.surgery import FlatGradients, StochasticGradientSurgery
-from fslib.training import autocast
+from fslib.engine.captured_oracle import CapturedOraclePass, capturable, oracle_pass
+from fslib.engine.features import IGNORE
+from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.training import autocast
 
 PAD = 1
 
@@ -139,17 +139,17 @@ def test_gradient_co_training_on_cuda_replays_its_oracle_passes(mini_dir, tiny_m
     """A whole gradient-co-train run on CUDA takes the captured path and writes its rows. It needs the training
     step's autograd graph released before the oracle pass is captured (optimisation_step's `del loss`);
     TyDiQA's batches are captured unpadded."""
-    import fslib.stages
-    from fslib.config import RunConfig
-    from fslib.languages import MINI_LANGS
-    from fslib.runner import run_experiment
+    import fslib.engine.stages
+    from fslib.store.config import RunConfig
+    from fslib.core.languages import MINI_LANGS
+    from fslib.engine.runner import run_experiment
 
     made = []
 
     def spy(*args, **kwargs):  # records the passes the run builds, which then run as usual
         made.append(oracle_pass(*args, **kwargs))
         return made[-1]
-    monkeypatch.setattr(fslib.stages, "oracle_pass", spy)
+    monkeypatch.setattr(fslib.engine.stages, "oracle_pass", spy)
     config = RunConfig(task=task, method="gradient-co-train", k=5, seed=1, model=str(tiny_model),
                        data_dir=str(mini_dir), languages=list(MINI_LANGS), output_dir=str(tmp_path), epochs=1,
                        learning_rate=1e-3, max_train_examples=100, max_eval_examples=20, progress=False,

@@ -1,10 +1,10 @@
-"""fslib.claims on hand-made rows: the paired differences, the Wilcoxon verdicts and the distance claim give the
+"""fslib.analysis.claims on hand-made rows: the paired differences, the Wilcoxon verdicts and the distance claim give the
 values computed by hand."""
 
 import pandas as pd
 import pytest
 
-from fslib.claims import claims_table, distance_claim, paired_claim, paired_differences
+from fslib.analysis.claims import claims_table, distance_claim, paired_claim, paired_differences
 
 
 def rows(scores: dict) -> pd.DataFrame:
@@ -65,7 +65,7 @@ def test_claims_table_without_some_methods():
 
 
 def test_markdown_and_command_line(tmp_path, capsys):
-    from fslib.claims import claims_markdown, main
+    from fslib.analysis.claims import claims_markdown, main
 
     table = claims_table(frame(lambda lang, seed: 2), "pos")
     assert claims_markdown(table).splitlines()[2].startswith("| co-training beats two-step ord-FS | gradient-co-train")
@@ -80,7 +80,7 @@ def test_rerun_agreement_by_hand():
     """Shipped gradient-co-train: per-seed language means 53.5 and 54.5 (sd 0.707 per side: SE 0.707, 2 SE 1.41),
     so a rerun 0.1 higher lies within seed noise and one 5 higher does not; ord-FS has no seed variation, so any
     shift is outside it. An exact copy is identical."""
-    from fslib.claims import rerun_agreement
+    from fslib.analysis.claims import rerun_agreement
 
     shipped = frame(lambda lang, seed: seed)
     close = shipped.assign(value=shipped["value"] + 0.1)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fslib.config import RunConfig, run_dir
-from fslib.files import write_atomic
+from fslib.store.config import RunConfig, run_dir
+from fslib.core.files import write_atomic
 
 
 def config(**overrides):
@@ -79,7 +79,7 @@ def test_atomic_files_are_readable_by_others(tmp_path):
 
 
 def test_a_mistyped_parameter_file_fails_before_anything_runs(tmp_path):
-    from fslib.params import ParamsError, load_params
+    from fslib.batch.params import ParamsError, load_params
 
     path = tmp_path / "grid.yaml"
     path.write_text("defaults: {model: m, alpha: 2}\ngrids:\n  - {task: ner, methods: [gradient-co-train], "
@@ -91,7 +91,7 @@ def test_a_mistyped_parameter_file_fails_before_anything_runs(tmp_path):
 @pytest.mark.parametrize("preset", ["paper", "authors"])
 @pytest.mark.parametrize("task", ["ner", "pos", "tydiqa", "xnli"])
 def test_both_presets_load_and_differ_where_the_protocol_says(preset, task):
-    from fslib.params import load_params
+    from fslib.batch.params import load_params
 
     path = Path(__file__).resolve().parents[1] / "params" / preset / f"{task}.yaml"
     runs = {(r.method, r.k, r.seed): r.resolved() for r in load_params(path).runs}

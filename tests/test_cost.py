@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from fslib.cli import main
-from fslib.config import RunConfig
-from fslib.cost import DataSizes, describe_cost, grid_cost, run_cost, shape_of, source_training_cost
+from fslib.store.config import RunConfig
+from fslib.batch.cost import DataSizes, describe_cost, grid_cost, run_cost, shape_of, source_training_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,5 +149,5 @@ def test_dry_run_prints_the_cost_and_compares_presets(data_dir, tmp_path, capsys
 
 
 def test_planning_imports_no_torch():
-    code = "import sys, fslib.cost; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import sys, fslib.batch.cost; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -2,7 +2,7 @@
 
 import torch
 
-from fslib.diagnostics import cosine_matrix, count_sketch
+from fslib.engine.diagnostics import cosine_matrix, count_sketch
 
 
 def test_cosine_matrix_by_hand():

@@ -10,16 +10,16 @@ import pytest
 import torch
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-import fslib.stages
-from fslib.config import RunConfig
-from fslib.features import IGNORE, Collator
-from fslib.languages import MINI_LANGS
-from fslib.models import load_model
-from fslib.results import load_results
-from fslib.runner import run_dir, run_experiment
-from fslib.stages import Experiment
-from fslib.surgery import FlatGradients, StochasticGradientSurgery
-from fslib.training import (StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for,
+import fslib.engine.stages
+from fslib.store.config import RunConfig
+from fslib.engine.features import IGNORE, Collator
+from fslib.core.languages import MINI_LANGS
+from fslib.engine.models import load_model
+from fslib.store.results import load_results
+from fslib.engine.runner import run_dir, run_experiment
+from fslib.engine.stages import Experiment
+from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.training import (StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for,
                             to_device)
 
 FAST = dict(epochs=2, learning_rate=1e-3, max_train_examples=400, max_eval_examples=60, progress=False,
@@ -117,7 +117,7 @@ def test_same_config_and_seed_give_identical_rows(mini_dir, tiny_model, tmp_path
 
 
 def test_nan_loss_stops_the_run_without_rows(mini_dir, tiny_model, tmp_path, monkeypatch):
-    real_load_model = fslib.stages.load_model
+    real_load_model = fslib.engine.stages.load_model
 
     def load_model_with_nan_at_third_step(*args, **kwargs):  # fault injection into a real model's loss
         model = real_load_model(*args, **kwargs)
@@ -131,7 +131,7 @@ def test_nan_loss_stops_the_run_without_rows(mini_dir, tiny_model, tmp_path, mon
         model.register_forward_hook(poison)
         return model
 
-    monkeypatch.setattr(fslib.stages, "load_model", load_model_with_nan_at_third_step)
+    monkeypatch.setattr(fslib.engine.stages, "load_model", load_model_with_nan_at_third_step)
     broken = config(mini_dir, tiny_model, tmp_path, "naive-co-train", epochs=1)
     with pytest.raises(TrainingDiverged, match=r"loss is nan at naive-co-training ner: step 3 \(epoch 1\); languages in the batch: en"):
         run_experiment(broken)

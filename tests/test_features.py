@@ -6,17 +6,17 @@ import pytest
 import torch
 from datasets import Dataset
 
-import fslib.features as features_module
+import fslib.engine.features as features_module
 from fslib.data import load_split
-from fslib.features import (
+from fslib.engine.features import (
     IGNORE,
     Collator,
     build_features,
     qa_predictions,
     tagging_predictions,
 )
-from fslib.metrics import squad_f1_em
-from fslib.tasks import NER_LABELS, get_task
+from fslib.engine.metrics import squad_f1_em
+from fslib.core.tasks import NER_LABELS, get_task
 
 
 def test_labels_sit_on_the_first_sub_word_of_each_word(mini_dir, tokenizer):

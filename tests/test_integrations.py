@@ -1,5 +1,5 @@
 """SurgeryTrainer: a few `transformers.Trainer` steps with stochastic gradient surgery reach the same weights as
-the kit's own loop (`fslib.training.optimisation_step`) given the same batches and draws, with clipping active so
+the kit's own loop (`fslib.engine.training.optimisation_step`) given the same batches and draws, with clipping active so
 that surgery after the clipping would show; and the surgery statistics reach Trainer's logs."""
 
 import pytest
@@ -9,9 +9,9 @@ from transformers.optimization import get_linear_schedule_with_warmup
 
 pytest.importorskip("accelerate")
 
-from fslib.integrations import SurgeryTrainer  # noqa: E402
-from fslib.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
-from fslib.training import StageSettings, optimisation_step, optimizer_for  # noqa: E402
+from fslib.engine.integrations import SurgeryTrainer  # noqa: E402
+from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
+from fslib.engine.training import StageSettings, optimisation_step, optimizer_for  # noqa: E402
 
 MICRO_BATCH, GRAD_ACCUM, EXAMPLES, LENGTH = 2, 2, 12, 10  # 3 optimiser steps
 

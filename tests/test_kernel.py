@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fslib.execution import kit_kernel_dirs
+from fslib.core.execution import kit_kernel_dirs
 
 PROBE = ["import os, sys, time\n"
          "from pathlib import Path\n"
@@ -44,7 +44,7 @@ def setting(tmp_path):
 
 
 def execute(tmp_path: Path, env: dict, name: str, sleep: float) -> subprocess.Popen:
-    code = ("import sys; from pathlib import Path; from fslib.execution import execute_notebook; "
+    code = ("import sys; from pathlib import Path; from fslib.core.execution import execute_notebook; "
             f"execute_notebook('probe', Path(sys.argv[1]), {{'out': sys.argv[2], 'sleep': {sleep}}})")
     return subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"{name}.ipynb"), str(tmp_path / f"{name}.json")],
                             env=env, start_new_session=True)

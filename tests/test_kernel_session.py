@@ -1,4 +1,4 @@
-"""One kernel for many notebooks (fslib.execution.KernelSession, a local batch's workers): each notebook starts as
+"""One kernel for many notebooks (fslib.core.execution.KernelSession, a local batch's workers): each notebook starts as
 in a fresh kernel (empty namespace, counts from 1, warnings shown again), a failure or the notebook limit brings a
 new kernel, a run writes byte-identical rows to a run in a fresh kernel, and a worker runs one job after another
 with each job's output in its own log. Real kernels, real runs, real worker processes."""
@@ -16,11 +16,11 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from fslib import execution
-from fslib.config import RunConfig, run_dir
-from fslib.execution import SCRATCH, KernelSession
-from fslib.executors import LocalExecutor
-from fslib.ledger import RUN_LOG, Job
-from fslib.worker import execute_run_notebook
+from fslib.store.config import RunConfig, run_dir
+from fslib.core.execution import SCRATCH, KernelSession
+from fslib.batch.executors import LocalExecutor
+from fslib.store.ledger import RUN_LOG, Job
+from fslib.batch.worker import execute_run_notebook
 
 PROBE = """import os, json, warnings
 from pathlib import Path

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fslib.metrics import accuracy, squad_f1_em, tagging_f1
+from fslib.engine.metrics import accuracy, squad_f1_em, tagging_f1
 
 
 def test_ner_entity_f1():

@@ -1,4 +1,4 @@
-"""The offline mini benchmark (fslib.mini): determinism, XTREME layout and counts, label validity, and the
+"""The offline mini benchmark (fslib.prepare.mini): determinism, XTREME layout and counts, label validity, and the
 cross-script property of the synthetic languages. The files are parsed with small readers of their own here,
 independent of fslib.data."""
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fslib.languages import MINI_LANGS, MINI_LANGUAGES
-from fslib.mini import MANIFEST, generate
-from fslib.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
+from fslib.core.languages import MINI_LANGS, MINI_LANGUAGES
+from fslib.prepare.mini import MANIFEST, generate
+from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
 
 TARGETS = tuple(MINI_LANGUAGES)
 TAGGING_FOLDERS = {"ner": "panx", "pos": "udpos"}
@@ -92,7 +92,7 @@ def test_same_seed_gives_identical_bytes_in_another_process(mini, tmp_path):
     # Another process with another hash seed: catches any use of Python's salted hash() or set order.
     again = tmp_path / "again"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run([sys.executable, "-c", f"from fslib.mini import generate; generate({str(again)!r}, seed=0)"],
+    subprocess.run([sys.executable, "-c", f"from fslib.prepare.mini import generate; generate({str(again)!r}, seed=0)"],
                    check=True, env=env, cwd=Path(__file__).resolve().parents[1])
     assert all_files(again) == all_files(mini)
     for rel in all_files(mini):
@@ -257,7 +257,7 @@ def test_word_forms_are_disjoint_across_scripts_and_shared_within(mini):
 
 
 def test_languages_of_a_family_are_related_but_not_identical(mini):
-    from fslib.mini.lexicon import dictionary, vocabulary
+    from fslib.prepare.mini.lexicon import dictionary, vocabulary
 
     for family in (("qa", "qc", "qe"), ("qb", "qd", "qf")):
         stems = [dictionary(lang) for lang in family]

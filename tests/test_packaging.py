@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from fslib.files import save_pretrained
+from fslib.core.files import save_pretrained
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Figures and styled tables of fslib.plots: each builds without error and draws what it should."""
+"""Figures and styled tables of fslib.analysis.plots: each builds without error and draws what it should."""
 
 import re
 
@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fslib import analysis, plots  # noqa: E402
-from fslib.languages import language  # noqa: E402
-from fslib.reference import (  # noqa: E402
+from fslib.core.languages import language  # noqa: E402
+from fslib.analysis.reference import (  # noqa: E402
     as_result_rows,
     load_reference_script_study,
     reference_results,

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from fslib import __version__, analysis
-from fslib.reports import write_index
-from fslib.results import COLUMNS
+from fslib.analysis.reports import write_index
+from fslib.store.results import COLUMNS
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
                     "000154a24f5d0000000049454e44ae426082")  # a 1x1 PNG

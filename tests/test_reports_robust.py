@@ -21,9 +21,9 @@ import pytest
 
 from fslib import analysis
 from fslib.cli import main
-from fslib.reports import build_reports, plan_reports
-from fslib.results import COLUMNS
-from fslib.similarity import available_matrices, load_gradient_similarity
+from fslib.analysis.reports import build_reports, plan_reports
+from fslib.store.results import COLUMNS
+from fslib.analysis.similarity import available_matrices, load_gradient_similarity
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = (("en", 80.0), ("qa", 50.0), ("qb", 40.0))
@@ -238,7 +238,7 @@ def test_a_failing_report_fails_the_build_and_the_rest_is_published(stand_ins, m
     output, marks, env = stand_ins
     for key in ("FSLIB_NOTEBOOKS", "STAND_IN_MARKS"):  # in this process: the kernels inherit its environment
         monkeypatch.setenv(key, env[key])
-    monkeypatch.setattr("fslib.execution.NOTEBOOKS", Path(env["FSLIB_NOTEBOOKS"]))
+    monkeypatch.setattr("fslib.core.execution.NOTEBOOKS", Path(env["FSLIB_NOTEBOOKS"]))
     monkeypatch.setenv("STAND_IN_LANGUAGE_BENEFIT_NER", "raise")
     monkeypatch.setenv("STAND_IN_MAIN_RESULTS", "watch")
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # leave pytest's own SIGTERM handling alone
@@ -295,7 +295,7 @@ def test_a_swap_killed_half_way_is_repaired(tmp_path):
     """Where the file system cannot exchange two folders in one rename, the old reports are renamed aside
     first; a build killed right then leaves no reports/ but the old ones beside it: the next build puts them
     back before deciding anything."""
-    from fslib.reports import _recover, _swap_in
+    from fslib.analysis.reports import _recover, _swap_in
 
     aside = tmp_path / f".reports-old-{socket.gethostname()}-{dead_pid()}"
     aside.mkdir()

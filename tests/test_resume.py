@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification
 
-from fslib.config import RunConfig
-from fslib.languages import MINI_LANGS
-from fslib.runner import run_dir, run_experiment
-from fslib.stages import Experiment
+from fslib.store.config import RunConfig
+from fslib.core.languages import MINI_LANGS
+from fslib.engine.runner import run_dir, run_experiment
+from fslib.engine.stages import Experiment
 
 SMALL = dict(epochs=2, learning_rate=3e-3, max_train_examples=240, max_eval_examples=40, progress=False,
              eval_batch_size=128, train_batch_size=16, target_dev_curves=False)
@@ -111,7 +111,7 @@ def test_saved_model_loads_and_scores_as_its_rows_say(mini_dir, tiny_model, tmp_
 def test_slurm_jobs_are_checkpointable_and_requeue_the_same_call():
     from submitit.helpers import Checkpointable, DelayedSubmission
 
-    from fslib.slurm import ResumableJob
+    from fslib.batch.slurm import ResumableJob
 
     job = ResumableJob()
     payload = {"kind": "run", "config": {"task": "ner"}, "log": "worker.log"}

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from fslib.batch import plan, run_batch
+from fslib.batch.planning import plan, run_batch
 from fslib.cli import main
-from fslib.config import RunConfig, run_dir
-from fslib.ledger import MANIFEST_FILE, legacy_run_folders, result_set, source_model_folder, write_run
-from fslib.results import COLUMNS, Row, load_results, rows_frame
+from fslib.store.config import RunConfig, run_dir
+from fslib.store.ledger import MANIFEST_FILE, legacy_run_folders, result_set, source_model_folder, write_run
+from fslib.store.results import COLUMNS, Row, load_results, rows_frame
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10,
         "eval_batch_size": 64, "progress": False}
@@ -44,7 +44,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def checkout(mini_dir, tiny_model, tmp_path_factory):
     """A checkout with one finished run (trained and written by run_experiment, in this process to save a kernel's
     start): root/{grid.yaml, data, models, outputs}."""
-    from fslib.runner import run_experiment
+    from fslib.engine.runner import run_experiment
 
     root = tmp_path_factory.mktemp("store") / "checkout"
     shutil.copytree(mini_dir, root / "data")
@@ -209,8 +209,8 @@ def test_load_results_reads_core_columns_from_elsewhere_and_names_a_broken_file(
 
 # ---- a failing rerun keeps the old results ----------------------------------------------------------------------
 # the run's files, written as run_experiment writes them (other rows)
-WRITE_RUN = ("from fslib.config import RunConfig, field_names, run_dir\nfrom fslib.ledger import write_run\n"
-             "from fslib.results import Row, rows_frame\n"
+WRITE_RUN = ("from fslib.store.config import RunConfig, field_names, run_dir\nfrom fslib.store.ledger import write_run\n"
+             "from fslib.store.results import Row, rows_frame\n"
              "c = RunConfig(**{name: globals()[name] for name in field_names() if name in globals()}, **extra)\n"
              "rows = rows_frame([Row('en', 'test', 'f1', 1.0)], task=c.task, method=c.label, model=c.model, k=c.k,\n"
              "                  seed=c.seed, run_id=c.run_id, config_hash=c.config_hash)\n"
@@ -228,7 +228,7 @@ def test_a_failing_rerun_keeps_the_old_results_whole(checkout, tmp_path, after_w
     job = {"kind": "run", "config": run.config.to_dict(), "log": str(folder / "worker.log")}
     failing = stand_in_ner_notebook(*[WRITE_RUN] * after_writing, "raise RuntimeError('this attempt failed')")
     environment = {**os.environ, "FSLIB_NOTEBOOKS": str(failing)}
-    worker = subprocess.run([sys.executable, "-m", "fslib.worker", json.dumps(job)], env=environment,
+    worker = subprocess.run([sys.executable, "-m", "fslib.batch.worker", json.dumps(job)], env=environment,
                             capture_output=True, text=True, timeout=300)
     assert worker.returncode == 1 and "this attempt failed" in worker.stdout + worker.stderr
     assert snapshot(folder) == before  # every file of the old set, byte for byte (timings.json differs per attempt)

@@ -4,7 +4,7 @@ import pytest
 from datasets import Dataset
 
 from fslib.data import load_shots, sample_shots, shot_indices
-from fslib.data.errors import DataError
+from fslib.formats.errors import DataError
 
 
 def tagging_pool(lang="de", n=50):

@@ -1,4 +1,4 @@
-"""Differences between methods with intervals and p-values (fslib.significance, analysis.compare_methods and
+"""Differences between methods with intervals and p-values (fslib.analysis.significance, analysis.compare_methods and
 analysis.main_comparisons), on hand-made result tables with hand-computed answers."""
 
 import re
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from fslib import analysis
-from fslib.results import COLUMNS
-from fslib.significance import holm, sign_flip_p_value
+from fslib.store.results import COLUMNS
+from fslib.analysis.significance import holm, sign_flip_p_value
 
 
 def run_rows(method, seed, scores, task="ner", k=5):
@@ -117,7 +117,7 @@ def test_main_comparisons_against_both_baselines(results):
 
 
 def test_styled_comparisons_mark_what_survives_the_correction():
-    from fslib.plots import style_comparisons
+    from fslib.analysis.plots import style_comparisons
 
     langs = [f"l{i}" for i in range(8)]
     results = frame(*[run_rows("ord-FS", s, {lang: 50 + i for i, lang in enumerate(langs)}) for s in (1, 2)],

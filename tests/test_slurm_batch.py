@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from fslib.results import load_results
+from fslib.store.results import load_results
 
 pytestmark = pytest.mark.slurm
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 
-from fslib.surgery import FlatGradients, StochasticGradientSurgery, project_conflicting
-from fslib.surgery_reference import ReferenceSurgery
+from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery, project_conflicting
+from fslib.engine.surgery_reference import ReferenceSurgery
 
 
 def test_not_conflicting_is_left_alone():

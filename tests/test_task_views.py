@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from fslib.task_views import (
+from fslib.analysis.task_views import (
     answer_scores,
     answers,
     confusion_by_language,

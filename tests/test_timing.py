@@ -2,14 +2,14 @@
 
 from datasets import Dataset
 
-import fslib.timing
-from fslib.features import column, input_lengths
-from fslib.timing import PhaseTimer
+import fslib.core.timing
+from fslib.engine.features import column, input_lengths
+from fslib.core.timing import PhaseTimer
 
 
 def test_nested_phase_pauses_the_outer_one(monkeypatch):
     clock = iter([0.0, 1.0, 3.0, 7.0, 8.0, 20.0, 21.0])  # perf_counter readings, one per enter/exit
-    monkeypatch.setattr(fslib.timing.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(fslib.core.timing.time, "perf_counter", lambda: next(clock))
     timer = PhaseTimer()  # 0
     with timer("train"):  # 1
         with timer("evaluate"):  # 3: train ran 1 -> 3

@@ -1,4 +1,4 @@
-"""The training loop itself (`fslib.training.train`) on a toy model, step by step: which weights "best" and "last"
+"""The training loop itself (`fslib.engine.training.train`) on a toy model, step by step: which weights "best" and "last"
 keep, the steps that gradient accumulation makes, the learning-rate schedule, which parameters decay, the loss
 that is accumulated, and where the surgery is applied. Every number is checked against one computed here."""
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from datasets import Dataset
 
-from fslib.surgery import StochasticGradientSurgery
-from fslib.training import StageSettings, train
+from fslib.engine.surgery import StochasticGradientSurgery
+from fslib.engine.training import StageSettings, train
 
 CPU = torch.device("cpu")
 
@@ -256,7 +256,7 @@ def test_same_seed_gives_the_same_weights():
 
 
 def test_a_non_finite_loss_names_the_step_and_languages():
-    from fslib.training import TrainingDiverged
+    from fslib.engine.training import TrainingDiverged
 
     class Exploding(Toy):
         def forward(self, **inputs):

@@ -1,4 +1,4 @@
-"""source="ud": real UD treebanks (the shared copy beside the repository, see fslib.data.ud.default_ud_dir) read to
+"""source="ud": real UD treebanks (the shared copy beside the repository, see fslib.formats.ud.default_ud_dir) read to
 the counts their README states, multi-word tokens skipped, missing splits carved so that every sentence appears
 exactly once, and bad input named."""
 
@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from fslib.data import load_shots, load_split, sample_shots
-from fslib.data.errors import DataError
-from fslib.data.ud import carve, choose_treebank, default_ud_dir, read_conllu, ud_languages
+from fslib.formats.errors import DataError
+from fslib.formats.ud import carve, choose_treebank, default_ud_dir, read_conllu, ud_languages
 
 UD_DIR = default_ud_dir()
 pytestmark = pytest.mark.skipif(not UD_DIR.is_dir(), reason=f"no UD treebanks at {UD_DIR} (the shared folder "

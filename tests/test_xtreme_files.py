@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from fslib.data import load_split
-from fslib.data.errors import DataError
+from fslib.formats.errors import DataError
 
 
 def test_panx_file_as_download_data_writes_it(xtreme_fixtures):

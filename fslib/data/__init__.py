@@ -20,12 +20,12 @@ import numpy as np
 from datasets import Dataset
 from datasets.exceptions import DatasetGenerationError
 
-from fslib.data.errors import DataError
+from fslib.formats.errors import DataError
 from fslib.data.schema import FEATURES
-from fslib.data.seeds import stable_seed
-from fslib.data.xtreme import read_xtreme, xtreme_path
-from fslib.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
-from fslib.tasks import SPLITS, get_task
+from fslib.formats.seeds import stable_seed
+from fslib.formats.xtreme import read_xtreme, xtreme_path
+from fslib.core.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
+from fslib.core.tasks import SPLITS, get_task
 
 SOURCES = ("xtreme", "hub", "ud")
 TYDIQA_SOURCE_DEV_FRACTION = 0.1
@@ -54,7 +54,7 @@ def _read_xtreme_split(task: str, lang: str, file_split: str, data_dir: Path | s
 
 
 def _ud_rows(data_dir: str, lang: str, split: str, treebank: str | None, stamp: str):
-    from fslib.data.ud import read_ud_split
+    from fslib.formats.ud import read_ud_split
 
     # `stamp` (the files' sizes and mtimes) is only here so that datasets' cache changes when a file does.
     for sentence in read_ud_split(data_dir, lang, split, treebank):
@@ -62,7 +62,7 @@ def _ud_rows(data_dir: str, lang: str, split: str, treebank: str | None, stamp: 
 
 
 def _read_ud_split(task: str, lang: str, split: str, data_dir: Path | str | None, treebank: str | None) -> Dataset:
-    from fslib.data.ud import choose_treebank
+    from fslib.formats.ud import choose_treebank
 
     if task != "pos":
         raise DataError(f"source='ud' (Universal Dependencies treebanks) has POS data only, not {task!r}")

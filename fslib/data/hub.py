@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datasets import Dataset, load_dataset
 
-from fslib.data.errors import DataError
+from fslib.formats.errors import DataError
 from fslib.data.schema import FEATURES
-from fslib.languages import HUB_MISSING, HUB_UD_NAMES, TYDIQA_ID_PREFIXES
+from fslib.core.languages import HUB_MISSING, HUB_UD_NAMES, TYDIQA_ID_PREFIXES
 
 HUB_DATASET = "google/xtreme"
 MULTINLI_DATASET = "nyu-mll/multi_nli"

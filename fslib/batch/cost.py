@@ -1,0 +1,402 @@
+"""What a grid costs before it runs: optimiser steps, oracle passes and evaluations per stage, counted from the run
+configurations and the data sizes, and GPU-hours on one H100 from per-pass times of each model shape.
+
+Torch-free (planning never imports torch): `fslib batch FILE --dry-run` prints `describe_cost(...)`.
+
+The counts are exact given the example counts: the number of optimiser steps follows the training loop's own
+arithmetic (micro-batches per epoch, grouped by grad_accum), the oracle passes the surgery's (one coin per
+application: per optimiser step, or per micro-batch under `surgery_granularity: micro_batch`), the evaluations the
+selection settings (every epoch, or every `select_every_steps` steps and at the end). Example counts come from
+the data files when they are there (sentences, rows or questions counted without tokenising); otherwise from
+XTREME_SIZES below, the published sizes of the XTREME sets (approximate where a task has many test sets).
+One feature per example is assumed (TyDiQA's long contexts make a few more windows).
+
+The times are a model, not a measurement of the grid: see SHAPES for which numbers were measured on an H100
+(bench/results/surgery_overhead-cuda-large.json) and which are extrapolated from them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
+from fslib.core.languages import SOURCE_LANG
+
+# ---- data sizes ---------------------------------------------------------------------------------------------
+# Examples per split when the data files are absent. English: the published XTREME sizes (PAN-X, UD English
+# treebanks as XTREME merges them, TyDiQA-GoldP, MultiNLI/XNLI). Targets: one typical size per task, since the
+# XTREME-R test sets differ by language (PAN-X 100-10,000 sentences, UD 100-10,000; TyDiQA-GoldP: the mean of
+# its eight targets' files): an approximation.
+XTREME_SIZES: dict[str, dict[str, int]] = {
+    "ner": {"en-train": 20_000, "en-dev": 10_000, "en-test": 10_000, "target-dev": 10_000, "target-test": 10_000},
+    "pos": {"en-train": 21_253, "en-dev": 3_974, "en-test": 5_440, "target-dev": 1_000, "target-test": 2_000},
+    "tydiqa": {"en-train": 3_696, "en-dev": 440, "target-train": 5_800, "target-dev": 580},  # files: train, dev
+    "xnli": {"en-train": 392_702, "en-dev": 2_490, "en-test": 5_010, "target-dev": 2_490, "target-test": 5_010},
+}
+# Typical padded length of a length-grouped batch (sub-word tokens): assumed, to scale the per-token time.
+TYPICAL_TOKENS = {"ner": 32, "pos": 40, "tydiqa": 320, "xnli": 64}
+TYDIQA_SOURCE_DEV_FRACTION = 0.1  # as fslib.data
+
+
+def _count_examples(path: Path, task: str) -> int:
+    """Examples in an XTREME-layout file, without parsing it into a dataset."""
+    if task in ("ner", "pos"):  # sentences: blocks of token lines separated by blank lines
+        count, inside = 0, False
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    count += not inside
+                    inside = True
+                else:
+                    inside = False
+        return count
+    if task == "xnli":
+        with open(path, encoding="utf-8") as lines:
+            return sum(1 for line in lines if line.strip())
+    import json  # tydiqa: SQuAD JSON, one question per qas entry
+
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return sum(len(paragraph["qas"]) for article in data for paragraph in article["paragraphs"])
+
+
+class DataSizes:
+    """Examples per (task, language, split) as a run sees them: counted from the files under data_dir where
+    present, else XTREME_SIZES; TyDiQA's English dev set is a tenth of its train file; caps applied."""
+
+    def __init__(self) -> None:
+        self._counted: dict[tuple, int] = {}
+        self.estimated: set[str] = set()  # tasks for which some size came from XTREME_SIZES
+
+    def file_examples(self, config: RunConfig, lang: str, file_split: str) -> int:
+        key = (config.task, config.data_dir, lang, file_split)
+        if key not in self._counted:
+            count = None
+            if config.source == "xtreme" and config.data_dir:
+                from fslib.formats.xtreme import XTREME_FILES
+
+                pattern = XTREME_FILES.get(config.task) or XTREME_FILES.get((config.task, file_split))
+                path = Path(config.data_dir) / pattern.format(split=file_split, lang=lang) if pattern else None
+                if path is not None and path.is_file():
+                    count = _count_examples(path, config.task)
+            if count is None:
+                self.estimated.add(config.task)
+                table = XTREME_SIZES[config.task]
+                who = "en" if lang == SOURCE_LANG else "target"
+                count = table.get(f"{who}-{file_split}", table.get(f"target-{file_split}", 0))
+            self._counted[key] = count
+        return self._counted[key]
+
+    def examples(self, config: RunConfig, lang: str, split: str) -> int:
+        c, source = config, lang == SOURCE_LANG
+        if c.task == "tydiqa":  # test = the dev file; English dev = a held-out tenth of train
+            if split == "test":
+                n = self.file_examples(c, lang, "dev")
+            else:
+                train = self.file_examples(c, lang, "train")
+                held_out = max(1, round(train * TYDIQA_SOURCE_DEV_FRACTION)) if c.hold_out_source_dev else 0
+                n = (train - held_out if split == "train" else held_out) if source else train - c.k
+        else:
+            n = self.file_examples(c, lang, split)
+        cap = c.max_train_examples if split == "train" else c.max_eval_examples
+        return min(n, cap) if cap is not None else n
+
+
+def shots(config: RunConfig) -> int:
+    """Training examples per target language: K (XNLI: K per class)."""
+    return config.k * (3 if config.task == "xnli" else 1)
+
+
+# ---- per-pass times ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shape:
+    """Time of one forward+backward pass on an H100 under bf16 autocast: `pass_ms` + `token_ms` x padded tokens;
+    an optimiser step adds `optimizer_ms`; an evaluation batch (forward only) costs `eval_fraction` of a pass."""
+
+    name: str
+    pass_ms: float
+    token_ms: float
+    optimizer_ms: float
+    source: str  # which numbers are measured, which extrapolated
+    eval_fraction: float = 1 / 3  # forward only: about a third of forward+backward (assumed)
+    fp32_token_factor: float = 8.0  # precision: fp32 runs fp32 matmuls, no tensor-core bf16 (assumed)
+
+    captured_pass_ms: float = 11.0  # an oracle pass replayed from CUDA graphs: launches gone, memory traffic left
+
+    def pass_seconds(self, tokens: float, precision: str, captured: bool = False) -> float:
+        fixed = self.captured_pass_ms if captured else self.pass_ms
+        return (fixed + self.token_ms * tokens * (self.fp32_token_factor if precision == "fp32" else 1)) / 1000
+
+
+# XLM-R large: surgery_overhead-cuda-large.json, H100, batch 32, padded length 27-60: a naive step 72.0 ms; the
+# oracle forward/backward alone (5 examples, ~235 tokens) 57.0 ms. With AdamW + clip taken as 5 ms (assumed),
+# the two passes give 55 ms per pass and 0.0085 ms per token. The oracle pass replayed from CUDA graphs
+# (fslib.captured_oracle) took 13.9 ms in the same benchmark (surgery_overhead-cuda-large.json, 2026-11-27; 5
+# examples padded to 32-token buckets, ~300 tokens): 11 ms fixed. XLM-R base has no H100 measurement: half the
+# layers of large at a smaller width, so half the per-pass times and 0.3x the per-token time (extrapolated).
+SHAPES: dict[str, Shape] = {
+    "large": Shape("xlm-roberta-large", pass_ms=55.0, token_ms=0.0085, optimizer_ms=5.0,
+                   source="measured on an H100 (naive step 72.0 ms, oracle pass 57.0 ms at batch 32 / 5), split "
+                          "into per-pass and per-token time with AdamW taken as 5 ms"),
+    "base": Shape("xlm-roberta-base", pass_ms=27.5, token_ms=0.0026, optimizer_ms=2.0, captured_pass_ms=5.5,
+                  source="extrapolated from the large shape's H100 numbers (12 of 24 layers, hidden 768 of 1024)"),
+}
+
+
+def shape_of(model: str) -> Shape | None:
+    """The timing shape of a model name or folder (large/base XLM-R); None for others (no estimate)."""
+    name = Path(model).name.lower()
+    return next((shape for key, shape in SHAPES.items() if key in name), None)
+
+
+# ---- counting a run ---------------------------------------------------------------------------------------
+STAGES = ("source-training", "target-adapting", "co-training", "oracle passes", "gradient similarity",
+          "evaluation during training", "test evaluation")
+
+
+@dataclass
+class Cost:
+    """Counts per stage (steps, passes, examples evaluated) and seconds per stage."""
+
+    steps: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # optimiser steps
+    passes: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # forward+backward passes
+    evaluated: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # examples predicted
+    evaluations: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # evaluation points
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    timed: bool = True  # False when some run's model has no timing shape
+
+    def add(self, other: Cost) -> None:
+        for name in ("steps", "passes", "evaluated", "evaluations", "seconds"):
+            for stage, value in getattr(other, name).items():
+                getattr(self, name)[stage] += value
+        self.timed &= other.timed
+
+
+def _training(cost: Cost, stage: str, config: RunConfig, examples: int, *, batch: int, grad_accum: int,
+              epochs: int, shape: Shape | None, tokens: float) -> tuple[int, int]:
+    """Add a training stage; returns (optimiser steps, micro-batches)."""
+    micro = batch // grad_accum
+    micro_batches = math.ceil(examples / micro)
+    steps = math.ceil(micro_batches / grad_accum) * epochs
+    cost.steps[stage] += steps
+    cost.passes[stage] += micro_batches * epochs
+    if shape:
+        cost.seconds[stage] += (micro_batches * epochs * shape.pass_seconds(min(examples, micro) * tokens, config.precision)
+                                + steps * shape.optimizer_ms / 1000)
+    return steps, micro_batches * epochs
+
+
+def _evaluate(cost: Cost, stage: str, config: RunConfig, examples: int, shape: Shape | None, tokens: float) -> None:
+    cost.evaluated[stage] += examples
+    if shape and examples:
+        batches = math.ceil(examples / config.eval_batch_size)
+        batch = min(examples, config.eval_batch_size)
+        cost.seconds[stage] += batches * shape.pass_seconds(batch * tokens, config.precision) * shape.eval_fraction
+
+
+def evaluation_points(config: RunConfig, steps: int, epochs: int) -> int:
+    """How often a training stage evaluates: every epoch, or every `select_every_steps` steps and at the end."""
+    if config.select_every_steps:
+        return steps // config.select_every_steps + (steps % config.select_every_steps != 0)
+    return epochs
+
+
+def source_training_cost(config: RunConfig, sizes: DataSizes) -> Cost:
+    """One source model: training on English and its dev evaluations."""
+    c, cost, shape = config.resolved(), Cost(), shape_of(config.model)
+    cost.timed = shape is not None
+    tokens = TYPICAL_TOKENS[c.task]
+    steps, _ = _training(cost, "source-training", c, sizes.examples(c, SOURCE_LANG, "train"),
+                         batch=c.train_batch_size, grad_accum=c.grad_accum, epochs=c.epochs, shape=shape, tokens=tokens)
+    if c.task != "tydiqa" or c.hold_out_source_dev:
+        points = evaluation_points(c, steps, c.epochs)
+        cost.evaluations["evaluation during training"] += points
+        _evaluate(cost, "evaluation during training", c, points * sizes.examples(c, SOURCE_LANG, "dev"), shape, tokens)
+    return cost
+
+
+def oracle_examples(config: RunConfig, lang: str) -> int:
+    """Examples in one oracle batch of `lang` (fslib.stages.Run.oracle_batches' rule)."""
+    c, n = config, config.oracle_batch_size
+    if lang == SOURCE_LANG:
+        return min(c.k, n if n else c.train_batch_size)
+    if n is None:
+        return min(shots(c), c.train_batch_size)
+    return min(c.k, n) if c.task == "xnli" else c.k
+
+
+def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
+    """One run without its source model (see source_training_cost): training, oracle passes, evaluations."""
+    c, cost, shape = config.resolved(), Cost(), shape_of(config.model)
+    cost.timed = shape is not None
+    tokens = TYPICAL_TOKENS[c.task]
+    targets = c.targets
+    test = lambda langs: _evaluate(cost, "test evaluation", c, sum(sizes.examples(c, lang, "test") for lang in langs),
+                                   shape, tokens)
+    if c.method == "zero-shot":
+        test(c.languages)
+    elif c.method in ("ord-FS", "ord-FS+dev", "co-FT"):
+        groups = [[lang] for lang in targets] if c.method != "co-FT" else [targets]
+        for group in groups:
+            steps, _ = _training(cost, "target-adapting", c, shots(c) * len(group), batch=c.target_batch_size,
+                                 grad_accum=1, epochs=c.target_epochs, shape=shape, tokens=tokens)
+            if c.method == "ord-FS+dev":
+                cost.evaluations["evaluation during training"] += c.target_epochs
+                _evaluate(cost, "evaluation during training", c, c.target_epochs * sizes.examples(c, group[0], "dev"),
+                          shape, tokens)
+        test([SOURCE_LANG, *targets])
+    else:  # naive-co-train, gradient-co-train
+        examples = sizes.examples(c, SOURCE_LANG, "train") + shots(c) * len(targets)
+        steps, micro_batches = _training(cost, "co-training", c, examples, batch=c.train_batch_size,
+                                         grad_accum=c.grad_accum, epochs=c.epochs, shape=shape, tokens=tokens)
+        if c.method == "gradient-co-train":
+            applications = micro_batches if c.surgery_granularity == "micro_batch" else steps
+            oracles = list(targets) + ([SOURCE_LANG] if c.oracle_include_source else [])
+            passes = c.alpha * applications  # each application: one coin, one oracle language drawn uniformly
+            cost.passes["oracle passes"] += passes
+            if shape:
+                captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.captured_oracle
+                mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision, captured)
+                                   for lang in oracles)
+                cost.seconds["oracle passes"] += passes * mean_seconds / len(oracles)
+        if c.task != "tydiqa" or c.hold_out_source_dev:
+            points = evaluation_points(c, steps, c.epochs)
+            curve = [lang for lang in targets if c.curve_langs is None or lang in c.curve_langs]
+            dev_langs = [SOURCE_LANG] + (curve if c.target_dev_curves else [])
+            cost.evaluations["evaluation during training"] += points
+            per_point = sum(sizes.examples(c, lang, "dev") for lang in dev_langs)
+            if c.test_curves:
+                per_point += sum(sizes.examples(c, lang, "test") for lang in dev_langs)
+            _evaluate(cost, "evaluation during training", c, points * per_point, shape, tokens)
+        if c.gradient_similarity:
+            micro = c.train_batch_size // c.grad_accum
+            cost.passes["gradient similarity"] += c.similarity_source_batches + len(targets)
+            if shape:
+                cost.seconds["gradient similarity"] += (
+                    c.similarity_source_batches * shape.pass_seconds(micro * tokens, c.precision)
+                    + len(targets) * shape.pass_seconds(shots(c) * tokens, c.precision))
+        test(c.languages)
+    return cost
+
+
+def source_key(config: RunConfig) -> tuple:
+    """Runs with the same key share one source model (fslib.stages.source_model_folder, without the file stamps)."""
+    c = config.resolved()
+    return (c.task, c.model, c.seed, c.source, c.data_dir, c.epochs, c.train_batch_size, c.grad_accum, c.learning_rate,
+            c.warmup_ratio, c.warmup_steps, c.max_length, c.doc_stride, c.max_query_length, c.sampler, c.selection,
+            c.select_every_steps, c.hold_out_source_dev, c.max_train_examples, c.max_eval_examples, c.precision)
+
+
+@dataclass
+class GridCost:
+    total: Cost
+    runs: int
+    source_models: int
+    co_training_runs: int
+    per_co_training_run: dict[str, float]  # steps, oracle passes per step, dev evaluations (per run, averaged)
+    estimated_sizes: set[str]
+
+
+SOURCE_MODEL_METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT")  # start from a source-trained model
+
+
+def grid_cost(configs: list[RunConfig], sizes: DataSizes | None = None) -> GridCost:
+    """The cost of `configs` (each run once) and of the source models they need (each once)."""
+    sizes = sizes or DataSizes()
+    total, sources, co, gradient = Cost(), set(), Cost(), Cost()
+    co_runs = 0
+    for config in configs:
+        cost = run_cost(config, sizes)
+        total.add(cost)
+        if config.method in ("naive-co-train", "gradient-co-train"):
+            co.add(cost)
+            co_runs += 1
+        if config.method == "gradient-co-train":
+            gradient.add(cost)
+        if config.method in SOURCE_MODEL_METHODS and source_key(config) not in sources:
+            sources.add(source_key(config))
+            total.add(source_training_cost(config, sizes))
+    per_run = {}
+    if co_runs:
+        surgery_steps = gradient.steps["co-training"]
+        per_run = {"optimiser steps": co.steps["co-training"] / co_runs,
+                   "oracle passes per optimiser step": (gradient.passes["oracle passes"] / surgery_steps
+                                                        if surgery_steps else 0.0),
+                   "dev evaluations": co.evaluations["evaluation during training"] / co_runs}
+    return GridCost(total, len(configs), len(sources), co_runs, per_run, set(sizes.estimated))
+
+
+def gpu_hours(cost: Cost) -> float:
+    return sum(cost.seconds.values()) / 3600
+
+
+def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
+    """The dry-run's cost table: per stage the counts and the estimated H100 hours, then the total."""
+    cost = grid.total
+    lines = [f"{title}: {grid.runs} runs + {grid.source_models} source models"]
+    for stage in STAGES:
+        if not (cost.steps[stage] or cost.passes[stage] or cost.evaluated[stage]):
+            continue
+        what = []
+        if cost.steps[stage]:
+            what.append(f"{cost.steps[stage]:,.0f} optimiser steps")
+        if cost.passes[stage] and not cost.steps[stage]:
+            what.append(f"{cost.passes[stage]:,.0f} forward/backward passes" + (" (expected)" if stage == "oracle passes" else ""))
+        if cost.evaluations[stage]:
+            what.append(f"{cost.evaluations[stage]:,.0f} evaluation points")
+        if cost.evaluated[stage]:
+            what.append(f"{cost.evaluated[stage]:,.0f} examples predicted")
+        hours = f"{cost.seconds[stage] / 3600:9.1f} h" if cost.timed else "        -  "
+        lines.append(f"  {stage:<28} {hours}  {', '.join(what)}")
+    if cost.timed:
+        lines.append(f"  {'total':<28} {gpu_hours(cost):9.1f} h  GPU-hours on one H100 (an estimate: per-pass times "
+                     f"measured for xlm-roberta-large, extrapolated for base and for fp32; see fslib.cost)")
+    else:
+        lines.append("  no GPU-hour estimate: some run's model is neither xlm-roberta-large nor -base (timed shapes)")
+    if grid.per_co_training_run:
+        p = grid.per_co_training_run
+        lines.append(f"  per co-training run: {p['optimiser steps']:,.0f} optimiser steps, "
+                     f"{p['oracle passes per optimiser step']:.2f} oracle passes per step (gradient-co-train runs), "
+                     f"{p['dev evaluations']:,.0f} dev evaluations")
+    if grid.estimated_sizes:
+        lines.append(f"  data sizes of {', '.join(sorted(grid.estimated_sizes))} from XTREME's published sizes "
+                     f"(the data files are not there; fslib.cost.XTREME_SIZES)")
+    return "\n".join(lines)
+
+
+def compare(grid: GridCost, reference: GridCost, name: str, reference_name: str) -> str:
+    """What one preset costs relative to another (e.g. the authors' against the paper's)."""
+    a, b = grid.per_co_training_run, reference.per_co_training_run
+    lines = [f"{name} against {reference_name}:"]
+    if a and b:
+        for key, label in (("oracle passes per optimiser step", "oracle passes per optimiser step (gradient-co-train)"),
+                           ("dev evaluations", "dev evaluations per co-training run"),
+                           ("optimiser steps", "optimiser steps per co-training run")):
+            ratio = f" ({a[key] / b[key]:.1f}x)" if b[key] else ""
+            lines.append(f"  {label}: {a[key]:,.2f} against {b[key]:,.2f}{ratio}")
+    if grid.total.timed and reference.total.timed and gpu_hours(reference.total):
+        lines.append(f"  GPU-hours of the grid: {gpu_hours(grid.total):,.1f} against {gpu_hours(reference.total):,.1f} "
+                     f"({gpu_hours(grid.total) / gpu_hours(reference.total):.1f}x)")
+    return "\n".join(lines)
+
+
+def preset_cost(path: Path | str) -> GridCost:
+    from fslib.batch.params import load_params
+
+    return grid_cost(load_params(path).runs)
+
+
+def dry_run_report(param_files: list[Path | str], configs: list[RunConfig], pending: list[RunConfig]) -> str:
+    """What `fslib batch --dry-run` prints after the list of runs: the cost of the whole grid and of the runs
+    still to do; for a preset in params/authors, the same task's params/paper preset beside it."""
+    grid = grid_cost(configs)
+    lines = [describe_cost(grid, "estimated cost of the grid")]
+    if pending and len(pending) != len(configs):
+        lines.append(describe_cost(grid_cost(pending), "estimated cost of the runs still to do"))
+    for path in map(Path, param_files):
+        paper = path.parent.parent / "paper" / path.name
+        if path.parent.name == "authors" and paper.is_file():
+            lines.append(compare(preset_cost(path), preset_cost(paper), str(path), str(paper)))
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""Parameter files: one YAML schema for every experiment grid (params/paper/*.yaml, params/mini/*.yaml).
+
+    prepare: offline          # optional: generate the offline benchmark (at data_dir) and the tiny model (at
+                              # model) where missing; or `encoder`: build the real pre-trained encoder at model
+                              # where missing, its vocabulary trimmed to the grid's UD sentences (source: ud)
+    defaults:                 # RunConfig fields for every run of the file (model, source, data_dir, epochs...)
+      model: xlm-roberta-large
+    grids:                    # each grid expands to task x method x K x seed (x target set) runs
+      - task: ner
+        methods: [zero-shot, ord-FS, ord-FS+dev, co-FT, naive-co-train, gradient-co-train]
+        k: [1, 5, 10]         # zero-shot always runs once per seed, at K=0
+        seeds: [1, 2, 3, 4, 5]
+        languages: all        # or a list; "all" is the task's XTREME-R list
+        label: gradient-single          # optional: the method's name in the results (script study)
+        target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
+        config: {alpha: 0.1}            # optional: RunConfig fields for this grid only
+    cluster: {...}            # optional: Slurm settings (see fslib.executors)
+    x-anything: ...           # ignored: a place for YAML anchors that grids merge (`- {<<: *main, seeds: [1]}`)
+
+Everything is checked on load, before any run starts; an error names the file, the key and the valid values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fslib.store.config import RunConfig, field_names
+from fslib.formats.xtreme import available_languages
+from fslib.core.languages import LANGUAGES, SOURCE_LANG
+from fslib.engine.methods import METHODS
+from fslib.core.tasks import TASKS
+
+PREPARE = (None, "offline", "encoder")
+TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")
+GRID_KEYS = ("task", "methods", "k", "seeds", "languages", "label", "target_sets", "config")
+# RunConfig fields that the grid itself sets; `defaults` and `config` may not.
+GRID_OWNED = ("task", "method", "k", "seed", "languages", "target_langs", "method_label")
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be run; the message names the file and the key."""
+
+
+@dataclass
+class BatchParams:
+    path: Path
+    runs: list[RunConfig]
+    prepare: str | None = None
+    cluster: dict = field(default_factory=dict)
+
+
+def _fail(path: Path, where: str, message: str) -> ParamsError:
+    return ParamsError(f"{path}: {where}: {message}")
+
+
+def _check_keys(path: Path, where: str, values: dict, valid) -> None:
+    if not isinstance(values, dict):
+        raise _fail(path, where, f"expected a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise _fail(path, where, f"unknown key(s) {', '.join(map(str, unknown))}; valid keys: {', '.join(valid)}")
+
+
+def _int_list(path: Path, where: str, value) -> list[int]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, int) and v >= 1 for v in values):
+        raise _fail(path, where, f"expected positive integers, got {value!r}")
+    return values
+
+
+def _languages(path: Path, where: str, task: str, value, data_dir: str | None, source: str | None = None) -> list[str]:
+    if value in (None, "all"):
+        if source == "ud" and data_dir:
+            return [SOURCE_LANG] + [lang for lang in _ud_languages(path, data_dir) if lang != SOURCE_LANG]
+        return list(TASKS[task].languages)
+    if not isinstance(value, list) or not value:
+        raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
+    known = set(TASKS[task].languages)
+    if source == "ud" and data_dir:  # exactly the languages the UD folder has treebanks for
+        known = set(_ud_languages(path, data_dir))
+    elif data_dir:  # the kit's metadata, and whatever languages the folder has test files for
+        known |= set(LANGUAGES) | set(available_languages(data_dir, task, "dev" if task == "tydiqa" else "test"))
+    unknown = [lang for lang in value if lang not in known]
+    if unknown:
+        raise _fail(path, where, f"unknown language(s) {', '.join(map(str, unknown))} for {task}; valid: "
+                                 f"{', '.join(sorted(known))}")
+    return [SOURCE_LANG] + [lang for lang in value if lang != SOURCE_LANG]
+
+
+def _ud_languages(path: Path, data_dir: str) -> list[str]:
+    from fslib.formats.errors import DataError
+    from fslib.formats.ud import ud_languages
+
+    try:
+        return ud_languages(data_dir)
+    except DataError as error:
+        raise _fail(path, "data_dir", str(error)) from None
+
+
+def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[RunConfig]:
+    where = f"grids[{number}]"
+    _check_keys(path, where, grid, GRID_KEYS)
+    task = grid.get("task")
+    if task not in TASKS:
+        raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(TASKS)}")
+    methods = grid.get("methods", list(METHODS))
+    for method in methods if isinstance(methods, list) else [methods]:
+        if method not in METHODS:
+            raise _fail(path, f"{where}.methods", f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    overrides = grid.get("config", {}) or {}
+    _check_keys(path, f"{where}.config", overrides, [n for n in field_names() if n not in GRID_OWNED])
+    values = {**defaults, **overrides}
+    languages = _languages(path, f"{where}.languages", task, grid.get("languages"), values.get("data_dir"),
+                           values.get("source"))
+    ks = _int_list(path, f"{where}.k", grid.get("k", [1, 5, 10]))
+    seeds = _int_list(path, f"{where}.seeds", grid.get("seeds", [1, 2, 3, 4, 5]))
+    target_sets = grid.get("target_sets")
+    if target_sets is not None:
+        if not isinstance(target_sets, list) or not all(isinstance(s, list) and s for s in target_sets):
+            raise _fail(path, f"{where}.target_sets", "expected a list of non-empty lists of language codes")
+        for targets in target_sets:
+            _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"), values.get("source"))
+    runs = []
+    for method in methods if isinstance(methods, list) else [methods]:
+        for k, seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,
+                                                  target_sets or [None]):
+            # a run on a target set evaluates the source and those targets only
+            run_languages = [SOURCE_LANG, *targets] if targets else languages
+            try:
+                config = RunConfig(task=task, method=method, k=k, seed=seed, languages=run_languages,
+                                   target_langs=targets, method_label=grid.get("label"), **values)
+                config.resolved()
+            except (TypeError, ValueError) as error:
+                raise _fail(path, where, str(error)) from None
+            runs.append(config)
+    return runs
+
+
+def load_params(path: Path | str) -> BatchParams:
+    """Read and validate a parameter file and expand its grids into run configurations."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such parameter file") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    document = document or {}
+    # keys starting with "x-" hold YAML anchors for the grids to merge (`<<: *main`), as docker-compose allows
+    _check_keys(path, "top level", {key: v for key, v in document.items() if not str(key).startswith("x-")}
+                if isinstance(document, dict) else document, TOP_KEYS)
+    prepare = document.get("prepare")
+    if prepare not in PREPARE:
+        raise _fail(path, "prepare", f"{prepare!r} is not valid; valid: offline, encoder (or leave it out)")
+    defaults = document.get("defaults", {}) or {}
+    _check_keys(path, "defaults", defaults, [n for n in field_names() if n not in GRID_OWNED])
+    grids = document.get("grids")
+    if not isinstance(grids, list) or not grids:
+        raise _fail(path, "grids", "expected a non-empty list of grids")
+    runs = [run for number, grid in enumerate(grids) for run in _expand_grid(path, number, grid, defaults)]
+    if prepare == "offline" and any(run.source != "xtreme" or not run.data_dir for run in runs):
+        raise _fail(path, "prepare", "offline needs source: xtreme and a data_dir (where the benchmark is written)")
+    if prepare == "encoder" and any(run.source != "ud" or not run.data_dir for run in runs):
+        raise _fail(path, "prepare", "encoder needs source: ud and a data_dir (the UD folder whose sentences the "
+                                     "encoder's vocabulary is trimmed to)")
+    ids = [run.run_id for run in runs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise _fail(path, "grids", f"the same run twice: {', '.join(duplicates)}")
+    cluster = document.get("cluster", {}) or {}
+    if cluster:
+        from fslib.batch.slurm import check_cluster
+
+        check_cluster(cluster, f"{path}: cluster")
+    return BatchParams(path, runs, prepare, cluster)
