@@ -31,7 +31,7 @@ import yaml
 from fslib.store.config import RunConfig, field_names
 from fslib.formats.xtreme import available_languages
 from fslib.core.languages import LANGUAGES, SOURCE_LANG
-from fslib.engine.methods import METHODS
+from fslib.core.methods import METHODS
 from fslib.core.tasks import TASKS
 
 PREPARE = (None, "offline", "encoder")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fslib.core.languages import SOURCE_LANG
-from fslib.engine.methods import METHODS
+from fslib.core.methods import METHODS
 from fslib.core.tasks import get_task
 
 PRECISIONS = ("bf16", "fp16", "fp32")
