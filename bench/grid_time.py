@@ -123,9 +123,9 @@ def main() -> None:
             report_dirs.append(report_dir)
 
     from fslib import executors
+    from fslib.analysis.reports import build_reports
     from fslib.batch.planning import run_batch
     from fslib.prepare.mini.model import prepare_offline
-    from fslib.analysis.reports import build_reports
 
     info = {"benchmark": "grid_time", "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "machine": machine(), "params": args.params, "jobs_at_once": args.jobs, "label": args.label,

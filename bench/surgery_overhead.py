@@ -53,12 +53,12 @@ from transformers import (  # noqa: E402
     get_linear_schedule_with_warmup,
 )
 
+from fslib.core.languages import SOURCE_LANG  # noqa: E402
+from fslib.core.tasks import NER_LABELS  # noqa: E402
 from fslib.engine.captured_oracle import capturable, oracle_pass  # noqa: E402
 from fslib.engine.features import IGNORE, Collator  # noqa: E402
-from fslib.core.languages import SOURCE_LANG  # noqa: E402
 from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
 from fslib.engine.surgery_reference import ReferenceSurgery  # noqa: E402
-from fslib.core.tasks import NER_LABELS  # noqa: E402
 from fslib.engine.training import (  # noqa: E402
     StageSettings,
     autocast,

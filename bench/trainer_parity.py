@@ -44,15 +44,15 @@ from transformers import AutoTokenizer, DataCollatorForTokenClassification, Trai
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from surgery_overhead import machine_info, write_json  # noqa: E402
 
-from fslib.prepare.mini.model import prepare_offline  # noqa: E402
+from fslib.core.languages import MINI_LANGUAGES, SOURCE_LANG  # noqa: E402
+from fslib.core.tasks import get_task  # noqa: E402
 from fslib.data import load_shots, load_split  # noqa: E402
 from fslib.engine.evaluation import evaluate  # noqa: E402
 from fslib.engine.features import IGNORE, MODEL_INPUTS, Collator, build_features  # noqa: E402
-from fslib.core.languages import MINI_LANGUAGES, SOURCE_LANG  # noqa: E402
 from fslib.engine.metrics import tagging_f1  # noqa: E402
 from fslib.engine.models import load_model  # noqa: E402
-from fslib.core.tasks import get_task  # noqa: E402
 from fslib.engine.training import StageSettings, train  # noqa: E402
+from fslib.prepare.mini.model import prepare_offline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

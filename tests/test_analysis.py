@@ -1,4 +1,5 @@
-"""The analyses (fslib.analysis.tables, fslib.analysis.curves, fslib.analysis.similarity, fslib.analysis.reference): hand-made result tables with
+"""The analyses (fslib.analysis.tables, fslib.analysis.curves, fslib.analysis.similarity,
+fslib.analysis.reference): hand-made result tables with
 hand-computed answers, and the paper's own figures, which must give back its Tables 1, 2, 8, 9 and 10."""
 
 import json
@@ -24,8 +25,8 @@ from fslib.analysis.reference import (
     load_reference_table1,
     reference_results,
 )
-from fslib.store.results import COLUMNS
 from fslib.analysis.similarity import conflict_share, load_gradient_similarity, similarity_matrix
+from fslib.store.results import COLUMNS
 
 SHARED_REFERENCE = Path("/work/shared/reference/paper_per_language.csv")
 PACKAGED_REFERENCE = Path(__file__).parents[1] / "fslib" / "reference_figures" / "paper_per_language.csv"

@@ -205,8 +205,9 @@ def run_python(code: str) -> str:
 
 
 def test_planning_imports_no_torch():
-    assert run_python("import sys, fslib.batch.planning; print('torch' in sys.modules, 'transformers' in sys.modules)") \
-        .split() == ["False", "False"]
+    loaded = run_python("import sys, fslib.batch.planning\n"
+                        "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    assert loaded.split() == ["False", "False"]
 
 
 def test_status_of_the_paper_grids_runs_without_torch_or_datasets(tmp_path):

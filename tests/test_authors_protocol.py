@@ -114,13 +114,13 @@ def test_micro_batch_mode_reaches_the_authors_weights():
 
 
 # ---- the rest of the authors' protocol, on the offline benchmark and the tiny model ---------------------------
-from fslib.store.config import RunConfig  # noqa: E402
-from fslib.data import load_split  # noqa: E402
-from fslib.formats.errors import DataError  # noqa: E402
-from fslib.engine.features import truncate_questions  # noqa: E402
 from fslib.core.languages import MINI_LANGS  # noqa: E402
+from fslib.data import load_split  # noqa: E402
+from fslib.engine.features import truncate_questions  # noqa: E402
 from fslib.engine.runner import run_experiment  # noqa: E402
 from fslib.engine.stages import Experiment  # noqa: E402
+from fslib.formats.errors import DataError  # noqa: E402
+from fslib.store.config import RunConfig  # noqa: E402
 
 FAST = dict(epochs=1, learning_rate=1e-3, max_train_examples=120, max_eval_examples=30, progress=False,
             eval_batch_size=128, device="cpu")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fslib.batch.planning import plan, run_batch
-from fslib.store.config import RunConfig, run_dir
 from fslib.batch.executors import LocalExecutor, job_alive
-from fslib.store.ledger import RUN_LOG, Job, run_status
+from fslib.batch.planning import plan, run_batch
 from fslib.batch.processes import LOCK_FILE, OutputFolderBusy, hold_output_folders, identity, lock_holder, start_time
+from fslib.store.config import RunConfig, run_dir
+from fslib.store.ledger import RUN_LOG, Job, run_status
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10}
 

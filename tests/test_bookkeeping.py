@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from fslib.batch.planning import plan, run_batch
+from fslib.batch.processes import identity
 from fslib.cli import main
 from fslib.store.config import RunConfig, run_dir
-from fslib.batch.processes import identity
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10}
 

@@ -140,9 +140,9 @@ def test_gradient_co_training_on_cuda_replays_its_oracle_passes(mini_dir, tiny_m
     step's autograd graph released before the oracle pass is captured (optimisation_step's `del loss`);
     TyDiQA's batches are captured unpadded."""
     import fslib.engine.stages
-    from fslib.store.config import RunConfig
     from fslib.core.languages import MINI_LANGS
     from fslib.engine.runner import run_experiment
+    from fslib.store.config import RunConfig
 
     made = []
 

@@ -1,5 +1,5 @@
-"""fslib.analysis.claims on hand-made rows: the paired differences, the Wilcoxon verdicts and the distance claim give the
-values computed by hand."""
+"""fslib.analysis.claims on hand-made rows: the paired differences, the Wilcoxon verdicts and the distance claim give
+the values computed by hand."""
 
 import pandas as pd
 import pytest

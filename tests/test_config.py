@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fslib.store.config import RunConfig, run_dir
 from fslib.core.files import write_atomic
+from fslib.store.config import RunConfig, run_dir
 
 
 def config(**overrides):

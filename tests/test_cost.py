@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fslib.batch.cost import DataSizes, describe_cost, grid_cost, run_cost, shape_of, source_training_cost
 from fslib.cli import main
 from fslib.store.config import RunConfig
-from fslib.batch.cost import DataSizes, describe_cost, grid_cost, run_cost, shape_of, source_training_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,16 +11,15 @@ import torch
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 import fslib.engine.stages
-from fslib.store.config import RunConfig
-from fslib.engine.features import IGNORE, Collator
 from fslib.core.languages import MINI_LANGS
+from fslib.engine.features import IGNORE, Collator
 from fslib.engine.models import load_model
-from fslib.store.results import load_results
 from fslib.engine.runner import run_dir, run_experiment
 from fslib.engine.stages import Experiment
 from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
-from fslib.engine.training import (StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for,
-                            to_device)
+from fslib.engine.training import StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for, to_device
+from fslib.store.config import RunConfig
+from fslib.store.results import load_results
 
 FAST = dict(epochs=2, learning_rate=1e-3, max_train_examples=400, max_eval_examples=60, progress=False,
             eval_batch_size=128)
@@ -133,7 +132,8 @@ def test_nan_loss_stops_the_run_without_rows(mini_dir, tiny_model, tmp_path, mon
 
     monkeypatch.setattr(fslib.engine.stages, "load_model", load_model_with_nan_at_third_step)
     broken = config(mini_dir, tiny_model, tmp_path, "naive-co-train", epochs=1)
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at naive-co-training ner: step 3 \(epoch 1\); languages in the batch: en"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"loss is nan at naive-co-training ner: step 3 \(epoch 1\); languages in the batch: en"):
         run_experiment(broken)
     assert not (run_dir(broken) / "results.csv").exists()
     assert load_results(tmp_path).empty

@@ -7,6 +7,7 @@ import torch
 from datasets import Dataset
 
 import fslib.engine.features as features_module
+from fslib.core.tasks import NER_LABELS, get_task
 from fslib.data import load_split
 from fslib.engine.features import (
     IGNORE,
@@ -16,7 +17,6 @@ from fslib.engine.features import (
     tagging_predictions,
 )
 from fslib.engine.metrics import squad_f1_em
-from fslib.core.tasks import NER_LABELS, get_task
 
 
 def test_labels_sit_on_the_first_sub_word_of_each_word(mini_dir, tokenizer):
@@ -84,7 +84,8 @@ def test_xnli_pairs(mini_dir, tokenizer):
     examples = load_split("xnli", "qa", "test", source="xtreme", data_dir=mini_dir)
     features = build_features(examples, "xnli", tokenizer)
     assert len(features) == len(examples)
-    assert features["labels"] == [("contradiction", "entailment", "neutral").index(l) for l in examples["label"]]
+    labels = ("contradiction", "entailment", "neutral")
+    assert features["labels"] == [labels.index(label) for label in examples["label"]]
     ids = features[0]["input_ids"]
     sep = tokenizer.sep_token_id
     assert ids[0] == tokenizer.cls_token_id and ids[-1] == sep and [sep, sep] in [ids[i:i + 2] for i in range(len(ids))]

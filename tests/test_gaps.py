@@ -10,13 +10,13 @@ import torch
 import yaml
 from datasets import Dataset
 
+from fslib.batch.params import ParamsError, load_params
 from fslib.data import load_shots, load_split, shot_indices
-from fslib.formats.xtreme import read_xtreme, xtreme_path
 from fslib.engine.diagnostics import cosine_matrix
 from fslib.engine.evaluation import predict
 from fslib.engine.metrics import accuracy, squad_f1_em, tagging_f1
-from fslib.batch.params import ParamsError, load_params
 from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery, project_conflicting
+from fslib.formats.xtreme import read_xtreme, xtreme_path
 
 
 # ---- metrics -----------------------------------------------------------------------------------------------

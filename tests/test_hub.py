@@ -3,7 +3,7 @@
 import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 
-from fslib.formats.errors import DataError
+from fslib.core.tasks import NER_LABELS, UPOS_LABELS
 from fslib.data.hub import (
     from_hub_tagging,
     from_hub_tydiqa,
@@ -11,7 +11,7 @@ from fslib.data.hub import (
     from_multinli,
     hub_config,
 )
-from fslib.core.tasks import NER_LABELS, UPOS_LABELS
+from fslib.formats.errors import DataError
 
 
 def test_panx_classlabel_ids_become_label_names():

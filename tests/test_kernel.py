@@ -46,8 +46,8 @@ def setting(tmp_path):
 def execute(tmp_path: Path, env: dict, name: str, sleep: float) -> subprocess.Popen:
     code = ("import sys; from pathlib import Path; from fslib.core.execution import execute_notebook; "
             f"execute_notebook('probe', Path(sys.argv[1]), {{'out': sys.argv[2], 'sleep': {sleep}}})")
-    return subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"{name}.ipynb"), str(tmp_path / f"{name}.json")],
-                            env=env, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"{name}.ipynb"),
+                             str(tmp_path / f"{name}.json")], env=env, start_new_session=True)
 
 
 def test_the_kits_interpreter_and_no_leftovers_even_after_a_kill(setting):

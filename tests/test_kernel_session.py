@@ -16,11 +16,11 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from fslib import execution
-from fslib.store.config import RunConfig, run_dir
-from fslib.core.execution import SCRATCH, KernelSession
 from fslib.batch.executors import LocalExecutor
-from fslib.store.ledger import RUN_LOG, Job
 from fslib.batch.worker import execute_run_notebook
+from fslib.core.execution import SCRATCH, KernelSession
+from fslib.store.config import RunConfig, run_dir
+from fslib.store.ledger import RUN_LOG, Job
 
 PROBE = """import os, json, warnings
 from pathlib import Path

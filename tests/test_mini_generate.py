@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from fslib.core.languages import MINI_LANGS, MINI_LANGUAGES
-from fslib.prepare.mini import MANIFEST, generate
 from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
+from fslib.prepare.mini import MANIFEST, generate
 
 TARGETS = tuple(MINI_LANGUAGES)
 TAGGING_FOLDERS = {"ner": "panx", "pos": "udpos"}

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from fslib.data import load_shots, load_split
-from fslib.formats.errors import DataError
-from fslib.engine.features import Collator, build_features
 from fslib.core.languages import MINI_LANGS
-from fslib.prepare.mini import MANIFEST
 from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS, get_task
+from fslib.data import load_shots, load_split
+from fslib.engine.features import Collator, build_features
+from fslib.formats.errors import DataError
+from fslib.prepare.mini import MANIFEST
 
 K, SEED = 5, 1
 

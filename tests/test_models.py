@@ -7,8 +7,8 @@ from transformers import (
     XLMRobertaTokenizer,
 )
 
-from fslib.prepare.mini.model import mini_corpus
 from fslib.engine.models import load_model
+from fslib.prepare.mini.model import mini_corpus
 
 
 def test_tiny_model_round_trips_through_save_and_from_pretrained(tiny_model, tmp_path):

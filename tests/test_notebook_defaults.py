@@ -9,11 +9,11 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from fslib.core.execution import NOTEBOOKS
 from fslib.analysis.notebook import config_from_parameters
 from fslib.batch.params import load_params
-from fslib.core.tasks import get_task
 from fslib.batch.worker import notebook_parameters
+from fslib.core.execution import NOTEBOOKS
+from fslib.core.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ("ner", "pos", "tydiqa", "xnli")

@@ -7,10 +7,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from fslib.store.config import RunConfig
-from fslib.core.execution import NOTEBOOKS
-from fslib.store.ledger import read_predictions
 from fslib.batch.worker import execute_run_notebook
+from fslib.core.execution import NOTEBOOKS
+from fslib.store.config import RunConfig
+from fslib.store.ledger import read_predictions
 
 TASKS = ("ner", "pos", "tydiqa", "xnli")
 ANALYSES = ("main_results", "language_benefit", "gradient_heatmap", "script_study", "overfitting_curves")

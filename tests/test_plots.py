@@ -12,12 +12,12 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fslib import analysis, plots  # noqa: E402
-from fslib.core.languages import language  # noqa: E402
 from fslib.analysis.reference import (  # noqa: E402
     as_result_rows,
     load_reference_script_study,
     reference_results,
 )
+from fslib.core.languages import language  # noqa: E402
 
 
 def bold_cells(html: str) -> int:

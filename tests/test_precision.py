@@ -9,9 +9,9 @@ import torch
 from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 from transformers.optimization import get_linear_schedule_with_warmup
 
-from fslib.store.config import RunConfig
 from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.engine.training import StageSettings, autocast, gradient_scaler, optimisation_step, optimizer_for
+from fslib.store.config import RunConfig
 
 
 def tiny_model(dtype=torch.float64):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from fslib.batch.preflight import Need, needs, preflight
 from fslib.cli import main
 from fslib.store.config import RunConfig
-from fslib.batch.preflight import Need, needs, preflight
 
 
 def test_the_splits_each_method_reads():

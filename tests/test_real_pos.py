@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fslib.store.config import RunConfig
-from fslib.formats.ud import default_ud_dir
 from fslib.core.languages import language
+from fslib.formats.ud import default_ud_dir
+from fslib.store.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 UD_DIR = default_ud_dir()
@@ -51,9 +51,9 @@ def test_real_grid_has_the_required_shape(real_params):
 def test_one_tiny_run_with_the_real_encoder_on_ud(tmp_path):
     """K=1, one epoch, one target: build the encoder trimmed to the run's sentences, co-train with surgery,
     evaluate on real test sentences."""
+    from fslib.engine.runner import run_dir, run_experiment
     from fslib.prepare.offline_encoder import prepare_encoder
     from fslib.store.results import load_results
-    from fslib.engine.runner import run_dir, run_experiment
 
     encoder = tmp_path / "encoder"
     prepare_encoder(encoder, UD_DIR, ["en", "hi"])

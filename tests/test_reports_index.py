@@ -2,7 +2,7 @@
 (analyses and every run's loss curve), and links to every report's notebook."""
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -46,8 +46,8 @@ def test_index_is_the_page_to_read_first(tmp_path):
     meta = re.search(r"fslib (\S+) · commit ([^·<]+) · built (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", page)
     assert meta and meta.group(1) == __version__
     assert re.fullmatch(r"[0-9a-f]{12}( \+changes)?|unknown \(not a git checkout\)", meta.group(2).strip())
-    built = datetime.strptime(meta.group(3), "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - built).total_seconds()) < 600
+    built = datetime.strptime(meta.group(3), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - built).total_seconds()) < 600
     # the headline: Table 1 (ord-FS at K=5: mean over seeds of (83+54+45)/3 and (84+55+46)/3) and significance
     assert "Headline: Table 1" in page and "61.17 ± 0.71" in page
     assert "Differences to ord-FS and naive-co-train" in page and "+3.00 [+3.00, +3.00]" in page

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from fslib import analysis
-from fslib.cli import main
 from fslib.analysis.reports import build_reports, plan_reports
-from fslib.store.results import COLUMNS
 from fslib.analysis.similarity import available_matrices, load_gradient_similarity
+from fslib.cli import main
+from fslib.store.results import COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = (("en", 80.0), ("qa", 50.0), ("qb", 40.0))

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification
 
-from fslib.store.config import RunConfig
 from fslib.core.languages import MINI_LANGS
 from fslib.engine.runner import run_dir, run_experiment
 from fslib.engine.stages import Experiment
+from fslib.store.config import RunConfig
 
 SMALL = dict(epochs=2, learning_rate=3e-3, max_train_examples=240, max_eval_examples=40, progress=False,
              eval_batch_size=128, train_batch_size=16, target_dev_curves=False)

@@ -209,7 +209,8 @@ def test_load_results_reads_core_columns_from_elsewhere_and_names_a_broken_file(
 
 # ---- a failing rerun keeps the old results ----------------------------------------------------------------------
 # the run's files, written as run_experiment writes them (other rows)
-WRITE_RUN = ("from fslib.store.config import RunConfig, field_names, run_dir\nfrom fslib.store.ledger import write_run\n"
+WRITE_RUN = ("from fslib.store.config import RunConfig, field_names, run_dir\n"
+             "from fslib.store.ledger import write_run\n"
              "from fslib.store.results import Row, rows_frame\n"
              "c = RunConfig(**{name: globals()[name] for name in field_names() if name in globals()}, **extra)\n"
              "rows = rows_frame([Row('en', 'test', 'f1', 1.0)], task=c.task, method=c.label, model=c.model, k=c.k,\n"

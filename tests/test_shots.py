@@ -22,7 +22,7 @@ def test_same_task_language_k_seed_give_the_same_shots():
     first = sample_shots(tagging_pool(), "ner", 5, seed=1)
     again = sample_shots(tagging_pool(), "ner", 5, seed=1)
     assert first.to_list() == again.to_list()
-    assert len(first) == 5 and len(set(r["tokens"][0] for r in first)) == 5
+    assert len(first) == 5 and len({r["tokens"][0] for r in first}) == 5
 
 
 def test_seed_and_language_change_the_draw_and_k_is_nested():

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from fslib import analysis
-from fslib.store.results import COLUMNS
 from fslib.analysis.significance import holm, sign_flip_p_value
+from fslib.store.results import COLUMNS
 
 
 def run_rows(method, seed, scores, task="ner", k=5):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers.modeling_utils import PreTrainedModel
 
-from fslib.store.config import RunConfig
 from fslib.engine.runner import run_dir, run_experiment
 from fslib.engine.surgery import StochasticGradientSurgery
+from fslib.store.config import RunConfig
 
 LANGS = ["en", "qa", "qc"]
 

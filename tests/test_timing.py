@@ -3,8 +3,8 @@
 from datasets import Dataset
 
 import fslib.core.timing
-from fslib.engine.features import column, input_lengths
 from fslib.core.timing import PhaseTimer
+from fslib.engine.features import column, input_lengths
 
 
 def test_nested_phase_pauses_the_outer_one(monkeypatch):

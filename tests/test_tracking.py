@@ -7,12 +7,12 @@ import torch
 from datasets import Dataset
 from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 
-from fslib.store.config import RunConfig
-from fslib.core.languages import MINI_LANGS
 from fslib.analysis.notebook import loss_figure
+from fslib.core.languages import MINI_LANGS
 from fslib.engine.runner import run_dir, run_experiment
 from fslib.engine.tracking import LOSS_FIGURE, TRAINING_COLUMNS, TensorBoardLog
 from fslib.engine.training import StageSettings, train
+from fslib.store.config import RunConfig
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

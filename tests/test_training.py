@@ -1,5 +1,5 @@
-"""The training loop itself (`fslib.engine.training.train`) on a toy model, step by step: which weights "best" and "last"
-keep, the steps that gradient accumulation makes, the learning-rate schedule, which parameters decay, the loss
+"""The training loop itself (`fslib.engine.training.train`) on a toy model, step by step: which weights "best" and
+"last" keep, the steps that gradient accumulation makes, the learning-rate schedule, which parameters decay, the loss
 that is accumulated, and where the surgery is applied. Every number is checked against one computed here."""
 
 import math

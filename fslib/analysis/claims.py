@@ -141,8 +141,8 @@ def rerun_agreement(shipped: pd.DataFrame, rerun: pd.DataFrame, task: str = "pos
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m fslib.analysis.claims RESULTS [--task pos] [--csv OUT] [--against SHIPPED]: the claims table of measured
-    rows, as Markdown; with --against, how a rerun compares with shipped results."""
+    """python -m fslib.analysis.claims RESULTS [--task pos] [--csv OUT] [--against SHIPPED]: the claims table of
+    measured rows, as Markdown; with --against, how a rerun compares with shipped results."""
     import argparse
 
     from fslib.store.results import load_results

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fslib.core.languages import SOURCE_LANG
 from fslib.analysis.reference import ensure_result_rows
+from fslib.core.languages import SOURCE_LANG
 from fslib.core.tasks import get_task
 
 # Figure 5's selection rules: name -> (runs: target-adapting or co-training, selection: the last epoch, or the

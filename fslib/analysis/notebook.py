@@ -7,14 +7,14 @@ import pandas as pd
 from IPython.display import Image
 from matplotlib.figure import Figure
 
-from fslib.store.config import RunConfig, field_names, run_dir
 from fslib.analysis.curves import dev_curves
-from fslib.data import load_shots, load_split
-from fslib.formats.errors import DataError
-from fslib.core.languages import SOURCE_LANG, language
 from fslib.analysis.plots import plot_dev_curves, plot_training_loss, save_figure
+from fslib.core.languages import SOURCE_LANG, language
 from fslib.core.tasks import SPLITS
+from fslib.data import load_shots, load_split
 from fslib.engine.tracking import LOSS_FIGURE, TRAINING_FILE
+from fslib.formats.errors import DataError
+from fslib.store.config import RunConfig, field_names, run_dir
 
 
 def config_from_parameters(parameters: dict, extra: dict | None = None) -> RunConfig:
@@ -24,7 +24,8 @@ def config_from_parameters(parameters: dict, extra: dict | None = None) -> RunCo
     extra = dict(extra or {})
     unknown = sorted(set(extra) - set(field_names()))
     if unknown:
-        raise ValueError(f"unknown RunConfig field(s) in extra: {', '.join(unknown)}; valid: {', '.join(field_names())}")
+        raise ValueError(f"unknown RunConfig field(s) in extra: {', '.join(unknown)}; "
+                         f"valid: {', '.join(field_names())}")
     values = {name: parameters[name] for name in field_names() if name in parameters}
     given = {name: value for name, value in {**values, **extra}.items() if value is not None}
     return RunConfig(**given).resolved()
@@ -59,7 +60,8 @@ def shots_preview(config: RunConfig, langs: list[str] | None = None, n: int = 2)
                            treebank=c.treebank(lang))
         for row in shots.select(range(min(n, len(shots)))).to_list():
             if "tokens" in row:
-                text = " ".join(f"{token}/{tag}" if tag != "O" else token for token, tag in zip(row["tokens"], row["tags"]))
+                text = " ".join(f"{token}/{tag}" if tag != "O" else token
+                                for token, tag in zip(row["tokens"], row["tags"]))
             elif "premise" in row:
                 text = f"{row['premise']} ⇒ {row['hypothesis']} [{row['label']}]"
             else:

@@ -23,16 +23,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fslib.analysis.similarity import SIMILARITY_FILE
 from fslib.core.execution import KernelSession, kill_kernels
 from fslib.core.files import write_atomic
-from fslib.store.results import RESULTS_FILE
-from fslib.analysis.similarity import SIMILARITY_FILE
 from fslib.engine.tracking import LOSS_FIGURE
+from fslib.store.results import RESULTS_FILE
 
 DESCRIPTIONS = {
     "main_results": "Table 1 and the per-language tables, beside the paper's figures",
@@ -355,7 +356,7 @@ INDEX_CSS = ("body{font-family:sans-serif;max-width:1200px;margin:1em auto;paddi
 def _provenance() -> str:
     """The kit's version, its git commit (with '+changes' when the working tree differs) and the build time."""
     import subprocess
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from fslib import __version__
 
@@ -368,7 +369,7 @@ def _provenance() -> str:
         commit += " +changes" if dirty else ""
     except (OSError, subprocess.SubprocessError):
         commit = "unknown (not a git checkout)"
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<p class='meta'>fslib {html.escape(__version__)} · commit {html.escape(commit)} · "
             f"built {built}</p>")
 

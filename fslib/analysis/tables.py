@@ -21,12 +21,12 @@ from fslib.analysis.curves import (  # noqa: F401
     selection_curves,
     share_best_at_first_epoch,
 )
-from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.analysis.reference import ensure_result_rows, load_reference_table1
-from fslib.store.results import CONFIG_FILE, RESULTS_FILE, load_results
 from fslib.analysis.significance import COMPARISON_COLUMNS, compare_pair, holm
 from fslib.analysis.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401
+from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.core.tasks import TASKS, get_task
+from fslib.store.results import CONFIG_FILE, RESULTS_FILE, load_results
 
 __all__ = [
     "COLOUR_CLASSES", "METHOD_ORDER", "SCRIPT_METHODS", "ZERO_SHOT",

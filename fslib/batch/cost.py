@@ -22,8 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
 from fslib.core.languages import SOURCE_LANG
+from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
 
 # ---- data sizes ---------------------------------------------------------------------------------------------
 # Examples per split when the data files are absent. English: the published XTREME sizes (PAN-X, UD English
@@ -183,8 +183,8 @@ def _training(cost: Cost, stage: str, config: RunConfig, examples: int, *, batch
     cost.steps[stage] += steps
     cost.passes[stage] += micro_batches * epochs
     if shape:
-        cost.seconds[stage] += (micro_batches * epochs * shape.pass_seconds(min(examples, micro) * tokens, config.precision)
-                                + steps * shape.optimizer_ms / 1000)
+        pass_seconds = shape.pass_seconds(min(examples, micro) * tokens, config.precision)
+        cost.seconds[stage] += micro_batches * epochs * pass_seconds + steps * shape.optimizer_ms / 1000
     return steps, micro_batches * epochs
 
 
@@ -343,7 +343,8 @@ def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
         if cost.steps[stage]:
             what.append(f"{cost.steps[stage]:,.0f} optimiser steps")
         if cost.passes[stage] and not cost.steps[stage]:
-            what.append(f"{cost.passes[stage]:,.0f} forward/backward passes" + (" (expected)" if stage == "oracle passes" else ""))
+            expected = " (expected)" if stage == "oracle passes" else ""
+            what.append(f"{cost.passes[stage]:,.0f} forward/backward passes{expected}")
         if cost.evaluations[stage]:
             what.append(f"{cost.evaluations[stage]:,.0f} evaluation points")
         if cost.evaluated[stage]:

@@ -28,9 +28,9 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
+from fslib.batch.processes import HOST, identity, runs_here
 from fslib.store.config import RunConfig
 from fslib.store.ledger import Job, Outcome, clear_running, mark_running, run_status, source_model_done
-from fslib.batch.processes import HOST, identity, runs_here
 
 
 class Executor(Protocol):

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import yaml
 
-from fslib.store.config import RunConfig, field_names
-from fslib.formats.xtreme import available_languages
 from fslib.core.languages import LANGUAGES, SOURCE_LANG
 from fslib.core.methods import METHODS
 from fslib.core.tasks import TASKS
+from fslib.formats.xtreme import available_languages
+from fslib.store.config import RunConfig, field_names
 
 PREPARE = (None, "offline", "encoder")
 TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")

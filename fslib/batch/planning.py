@@ -12,14 +12,25 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fslib.store.config import RunConfig, run_dir
-from fslib.formats.errors import DataError
 from fslib.batch.executors import job_alive, make_executor
-from fslib.store.ledger import (RUN_LOG, STATUSES, Job, clear_failure, corruption, failure, legacy_notice,
-                          record_failure, run_status, source_model_done, source_model_folder)
-from fslib.core.methods import METHODS
 from fslib.batch.params import load_params
 from fslib.batch.processes import hold_output_folders
+from fslib.core.methods import METHODS
+from fslib.formats.errors import DataError
+from fslib.store.config import RunConfig, run_dir
+from fslib.store.ledger import (
+    RUN_LOG,
+    STATUSES,
+    Job,
+    clear_failure,
+    corruption,
+    failure,
+    legacy_notice,
+    record_failure,
+    run_status,
+    source_model_done,
+    source_model_folder,
+)
 
 
 @dataclass

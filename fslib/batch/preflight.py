@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fslib.store.config import RunConfig
-from fslib.formats.errors import DataError
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.tasks import get_task
+from fslib.formats.errors import DataError
+from fslib.store.config import RunConfig
 
 OFFLINE_VALUES = ("1", "on", "yes", "true")
 
@@ -161,8 +161,8 @@ class _Reader:
 
 def hub_language_problem(task: str, lang: str, split: str) -> str | None:
     """Why google/xtreme (or MultiNLI) cannot give `task` `lang` `split`; None if it can. Needs no network."""
-    from fslib.data.hub import HUB_DATASET, hub_config
     from fslib.core.languages import TYDIQA_ID_PREFIXES
+    from fslib.data.hub import HUB_DATASET, hub_config
 
     spec = get_task(task)
     if task == "xnli" and lang == SOURCE_LANG and split == "train":
@@ -235,7 +235,7 @@ def preflight(configs: Iterable[RunConfig]) -> Preflight:
                 continue
             if need.shots:
                 _check_shots(found, c, need, count, labels)
-    problems, note = hub_configs_problems({name: runs for name, runs in hub.items()})
+    problems, note = hub_configs_problems(dict(hub))
     for message, config in problems:
         found.add(message, config, "hub", "config")
     found.notes += [note] if note else []
@@ -249,7 +249,7 @@ def _check_shots(found: Preflight, c: RunConfig, need: Need, count: int, labels:
         if short:
             found.add(f"{c.task} {need.lang!r} {need.split}: fewer than k={need.shots} examples of class "
                       + ", ".join(f"{label!r} ({n})" for label, n in short.items())
-                      + f"; K shots per class are drawn from it", c, need.lang, need.split)
+                      + "; K shots per class are drawn from it", c, need.lang, need.split)
     elif count < need.shots + (c.task == "tydiqa"):  # TyDiQA: the target's dev split is train minus the shots
         found.add(f"{c.task} {need.lang!r} {need.split}: {count} examples, fewer than k={need.shots} shots"
                   + (" plus one for its dev split" if c.task == "tydiqa" else ""), c, need.lang, need.split)

@@ -35,8 +35,8 @@ from submitit.helpers import Checkpointable
 from tqdm.auto import tqdm
 
 from fslib.batch.executors import recheck
-from fslib.store.ledger import Job, Outcome, clear_running, mark_running
 from fslib.batch.worker import execute
+from fslib.store.ledger import Job, Outcome, clear_running, mark_running
 
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
                 "account", "qos", "constraint", "setup", "additional_parameters", "log_dir")

@@ -27,10 +27,10 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from fslib.store.config import RunConfig, run_dir
-from fslib.core.execution import KernelSession, execute_notebook
-from fslib.store.ledger import clear_failure, discard_results, record_failure, write_timings
 from fslib.batch.processes import die_with_parent
+from fslib.core.execution import KernelSession, execute_notebook
+from fslib.store.config import RunConfig, run_dir
+from fslib.store.ledger import clear_failure, discard_results, record_failure, write_timings
 
 STOP_GRACE_SECONDS = 15
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)

@@ -221,7 +221,8 @@ def _session_engine() -> str:
 
         def papermill_execute_cells(self) -> None:
             reply = self.wait_for_reply(self.kc.execute(
-                "__import__('fslib.core.execution').core.execution.fresh_namespace()", silent=True, store_history=False))
+                "__import__('fslib.core.execution').core.execution.fresh_namespace()", silent=True,
+                store_history=False))
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"the reused kernel could not be reset: {reply['content'].get('evalue')}")
             # papermill writes the notebook as each cell starts and ends: in runs of seconds, most of its own cost.

@@ -32,7 +32,7 @@ def make_shareable(folder: Path | str) -> None:
     """Give `folder` and everything in it the modes a plain write would (files 0666, folders 0777, less the
     umask): safetensors writes weights 0600, which a group on shared storage cannot read."""
     umask = _umask()
-    for root, folders, files in os.walk(folder):
+    for root, _folders, files in os.walk(folder):
         os.chmod(root, 0o777 & ~umask)
         for name in files:
             path = os.path.join(root, name)

@@ -20,12 +20,12 @@ import numpy as np
 from datasets import Dataset
 from datasets.exceptions import DatasetGenerationError
 
-from fslib.formats.errors import DataError
-from fslib.data.schema import FEATURES
-from fslib.formats.seeds import stable_seed
-from fslib.formats.xtreme import read_xtreme, xtreme_path
 from fslib.core.languages import POS_WITHOUT_TRAIN, SOURCE_LANG
 from fslib.core.tasks import SPLITS, get_task
+from fslib.data.schema import FEATURES
+from fslib.formats.errors import DataError
+from fslib.formats.seeds import stable_seed
+from fslib.formats.xtreme import read_xtreme, xtreme_path
 
 SOURCES = ("xtreme", "hub", "ud")
 TYDIQA_SOURCE_DEV_FRACTION = 0.1

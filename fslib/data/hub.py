@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datasets import Dataset, load_dataset
 
-from fslib.formats.errors import DataError
-from fslib.data.schema import FEATURES
 from fslib.core.languages import HUB_MISSING, HUB_UD_NAMES, TYDIQA_ID_PREFIXES
+from fslib.data.schema import FEATURES
+from fslib.formats.errors import DataError
 
 HUB_DATASET = "google/xtreme"
 MULTINLI_DATASET = "nyu-mll/multi_nli"

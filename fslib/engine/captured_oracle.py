@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 import torch
 
-from fslib.store.config import CAPTURED_PRECISIONS
 from fslib.engine.features import IGNORE
 from fslib.engine.surgery import FlatGradients
+from fslib.store.config import CAPTURED_PRECISIONS
 
 # how each sequence input is padded on the right; a batch holding any other 2-D input is captured unpadded
 PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE}

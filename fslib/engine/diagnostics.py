@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from fslib.formats.seeds import stable_seed
 from fslib.core.languages import SOURCE_LANG
 from fslib.engine.surgery import FlatGradients
 from fslib.engine.training import autocast, to_device
+from fslib.formats.seeds import stable_seed
 
 if TYPE_CHECKING:
     from fslib.engine.stages import Experiment

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from fslib.engine.features import Collator, column, input_lengths, qa_predictions, tagging_predictions
-from fslib.engine.metrics import accuracy, squad_f1_em, tagging_f1
 from fslib.core.progress import tqdm
 from fslib.core.tasks import Task
+from fslib.engine.features import Collator, column, input_lengths, qa_predictions, tagging_predictions
+from fslib.engine.metrics import accuracy, squad_f1_em, tagging_f1
 from fslib.engine.training import autocast, to_device
 
 

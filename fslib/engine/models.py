@@ -13,15 +13,15 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from fslib.prepare.offline_encoder import build_offline_encoder  # noqa: F401  (re-exported: fslib.engine.models.build_offline_encoder)
 from fslib.core.tasks import Task, get_task
+from fslib.prepare.offline_encoder import build_offline_encoder  # noqa: F401  (re-exported: fslib.engine.models.build_offline_encoder)
 
 
 def load_model(name_or_path: str | Path, task: str | Task) -> PreTrainedModel:
     """A pre-trained checkpoint with the task's head: token classification (NER, POS), span start/end (TyDiQA),
     or a classifier on the first token (XNLI)."""
     spec = get_task(task) if isinstance(task, str) else task
-    labels = {"id2label": dict(enumerate(spec.labels)), "label2id": {l: i for i, l in enumerate(spec.labels)},
+    labels = {"id2label": dict(enumerate(spec.labels)), "label2id": {label: i for i, label in enumerate(spec.labels)},
               "num_labels": len(spec.labels)}
     auto, kwargs = {"qa": (AutoModelForQuestionAnswering, {}), "tagging": (AutoModelForTokenClassification, labels),
                     "classification": (AutoModelForSequenceClassification, labels)}[spec.kind]

@@ -10,11 +10,11 @@ import time
 import pandas as pd
 
 from fslib.engine.checkpoint import CHECKPOINT_DIR
+from fslib.engine.methods import get_method
+from fslib.engine.stages import Experiment
 from fslib.store.config import RunConfig, model_name, run_dir
 from fslib.store.ledger import write_run
-from fslib.engine.methods import get_method
 from fslib.store.results import rows_frame
-from fslib.engine.stages import Experiment
 
 
 def run_experiment(config: RunConfig) -> pd.DataFrame:

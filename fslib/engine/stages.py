@@ -18,23 +18,23 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.engine.captured_oracle import capturable, oracle_pass
-from fslib.engine.checkpoint import CHECKPOINT_DIR, MODEL_DIR, EpochCheckpoint, copy_model, save_trained_model
-from fslib.store.config import RunConfig, run_dir, stage_hyperparameters
-from fslib.data import load_shots, load_split
-from fslib.formats.seeds import stable_seed
-from fslib.engine.evaluation import evaluate
-from fslib.engine.features import Collator, build_features
 from fslib.core.files import save_pretrained
 from fslib.core.languages import SOURCE_LANG
-from fslib.store.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
-from fslib.engine.models import load_model
-from fslib.store.results import Row
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.core.tasks import get_task
 from fslib.core.timing import PhaseTimer
+from fslib.data import load_shots, load_split
+from fslib.engine.captured_oracle import capturable, oracle_pass
+from fslib.engine.checkpoint import CHECKPOINT_DIR, MODEL_DIR, EpochCheckpoint, copy_model, save_trained_model
+from fslib.engine.evaluation import evaluate
+from fslib.engine.features import Collator, build_features
+from fslib.engine.models import load_model
+from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.engine.tracking import TENSORBOARD_DIR, TRAINING_COLUMNS, TensorBoardLog
 from fslib.engine.training import StageSettings, TrainOutcome, autocast, to_device, train
+from fslib.formats.seeds import stable_seed
+from fslib.store.config import RunConfig, run_dir, stage_hyperparameters
+from fslib.store.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
+from fslib.store.results import Row
 
 
 def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:
@@ -155,7 +155,8 @@ class Experiment:
         keep = self.predictions if keep_predictions else None
         scores = {lang: self.score(model, lang, split, keep) for lang in langs}
         for lang, metrics in scores.items():
-            self.rows += [Row(lang, row_split or split, metric, value, epoch, step) for metric, value in metrics.items()]
+            self.rows += [Row(lang, row_split or split, metric, value, epoch, step)
+                          for metric, value in metrics.items()]
             if self.config.tensorboard and epoch is not None and (row_split or split) != "test":
                 self.tensorboard.scores(row_split or split, lang, metrics, epoch)
         return scores

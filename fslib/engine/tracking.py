@@ -1,9 +1,10 @@
 """Following training: the training log and, optionally, TensorBoard.
 
-`fslib.training.train` records the mean training loss and the learning rate every `LOG_EVERY` optimiser steps
-(kind "interval", the last interval of an epoch possibly shorter) and per epoch (kind "epoch"); a run writes them
-to `training.csv` in its folder (columns `TRAINING_COLUMNS`; `stage` tells source-training, adapting to a
-language and co-training apart); its task notebook plots them, also into `training_loss.png`. With `tensorboard: true` in the run config, the same numbers, the dev curves and
+`fslib.engine.training.train` records the mean training loss and the learning rate every `LOG_EVERY` optimiser
+steps (kind "interval", the last interval of an epoch possibly shorter) and per epoch (kind "epoch"); a run writes
+them to `training.csv` in its folder (columns `TRAINING_COLUMNS`; `stage` tells source-training, adapting to a
+language and co-training apart); its task notebook plots them, also into `training_loss.png`. With
+`tensorboard: true` in the run config, the same numbers, the dev curves and
 the surgery statistics also go to TensorBoard event files in the run's `tensorboard/` folder, written while the
 run trains (`tensorboard --logdir outputs/runs` shows every run). TensorBoard is an optional extra:
 `pip install "fslib[tensorboard]"`.

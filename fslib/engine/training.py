@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, RandomSampler
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from fslib.core.progress import tqdm
 from fslib.engine.checkpoint import EpochCheckpoint, capture, restore
 from fslib.engine.features import input_lengths
-from fslib.core.progress import tqdm
 from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
 from fslib.engine.tracking import LOG_EVERY
 

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import conllu
 
+from fslib.core.tasks import SPLITS, UPOS_LABELS
 from fslib.formats.errors import DataError, file_error
 from fslib.formats.seeds import stable_seed
-from fslib.core.tasks import SPLITS, UPOS_LABELS
 
 FOLDER = re.compile(r"^UD_(?P<language>[^-]+)-(?P<name>.+)$")
 FILE = re.compile(r"^(?P<code>[^_]+)_(?P<name>.+)-ud-(?P<split>train|dev|test)\.conllu$")

@@ -19,8 +19,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from fslib.formats.errors import DataError, file_error
 from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
+from fslib.formats.errors import DataError, file_error
 
 XTREME_FILES = {
     "ner": "panx/{split}-{lang}.tsv",

@@ -308,7 +308,8 @@ def build_offline_encoder(out_dir: str | Path, corpora: Iterable[str] | Iterable
 
 
 
-def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str], treebanks: dict[str, str] | None = None) -> None:
+def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str],
+                    treebanks: dict[str, str] | None = None) -> None:
     """The real pre-trained encoder at `model_dir` (a parameter file's `prepare: encoder`), its vocabulary trimmed
     to the pieces of every sentence of `languages` in the UD folder `data_dir`. A folder built from the same
     sentences is kept as it is (the builder's stamp file), so source models stay valid."""

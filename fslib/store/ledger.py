@@ -39,12 +39,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
+from fslib.core.files import fingerprint, write_atomic
+from fslib.core.languages import SOURCE_LANG
 from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
 from fslib.formats.xtreme import xtreme_path
-from fslib.core.files import fingerprint, write_atomic
-from fslib.core.languages import SOURCE_LANG
+from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, results_problem
 
 FAILED_FILE = "FAILED.json"
@@ -400,8 +400,8 @@ def source_model_folder(config: RunConfig) -> Path:
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
     model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
     key = stable_seed(c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False),
-                      sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev,
-                      c.max_train_examples, c.max_eval_examples, *stamps)
+                      sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection,
+                      c.hold_out_source_dev, c.max_train_examples, c.max_eval_examples, *stamps)
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 
 

@@ -1,6 +1,6 @@
 from fslib.core.languages import SOURCE_LANG
-from fslib.engine.methods.base import Method
 from fslib.core.progress import tqdm
+from fslib.engine.methods.base import Method
 from fslib.engine.stages import Experiment
 
 

@@ -17,12 +17,12 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaTokenizer
 
-from fslib.data import load_split, texts
-from fslib.formats.errors import DataError
 from fslib.core.files import save_pretrained
 from fslib.core.languages import MINI_LANGS
-from fslib.prepare.mini import MANIFEST, generate
 from fslib.core.tasks import SPLITS, TASKS
+from fslib.data import load_split, texts
+from fslib.formats.errors import DataError
+from fslib.prepare.mini import MANIFEST, generate
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0-3; <mask> is id 4 here
 TINY_CONFIG = dict(  # small enough to train in seconds on a CPU

@@ -16,10 +16,10 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fslib.core.tasks import XNLI_LABELS
 from fslib.prepare.mini import lexicon as lx
 from fslib.prepare.mini.grammar import Grammar, article, entity
 from fslib.prepare.mini.syntax import Clause, Tok, detokenize, linearise, render, sym, word
-from fslib.core.tasks import XNLI_LABELS
 
 QUOTE_SHARE = 0.04  # premises with a quoted title of a work, so that csv quoting gets exercised
 _ADVERB_CLASSES = (("quickly", "slowly"), ("together", "alone"))
