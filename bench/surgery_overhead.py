@@ -57,7 +57,8 @@ from fslib.core.languages import SOURCE_LANG  # noqa: E402
 from fslib.core.tasks import NER_LABELS  # noqa: E402
 from fslib.engine.captured_oracle import capturable, oracle_pass  # noqa: E402
 from fslib.engine.features import IGNORE, Collator  # noqa: E402
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery  # noqa: E402
+from fslib.engine.surgery import FlatGradients  # noqa: E402
 from fslib.engine.surgery_reference import ReferenceSurgery  # noqa: E402
 from fslib.engine.training import (  # noqa: E402
     StageSettings,

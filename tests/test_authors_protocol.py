@@ -11,7 +11,8 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients
 from fslib.engine.training import StageSettings, optimisation_step, optimizer_for
 
 LANGS = ["en", "de", "sw"]

@@ -8,7 +8,8 @@ from transformers import XLMRobertaConfig, XLMRobertaForQuestionAnswering, XLMRo
 
 from fslib.engine.captured_oracle import CapturedOraclePass, capturable, oracle_pass
 from fslib.engine.features import IGNORE
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients
 from fslib.engine.training import autocast
 
 PAD = 1

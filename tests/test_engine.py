@@ -16,7 +16,8 @@ from fslib.engine.features import IGNORE, Collator
 from fslib.engine.models import load_model
 from fslib.engine.runner import run_dir, run_experiment
 from fslib.engine.stages import Experiment
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients
 from fslib.engine.training import StageSettings, TrainingDiverged, autocast, optimisation_step, optimizer_for, to_device
 from fslib.store.config import RunConfig
 from fslib.store.results import load_results

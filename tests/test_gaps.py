@@ -15,7 +15,8 @@ from fslib.data import load_shots, load_split, shot_indices
 from fslib.engine.diagnostics import cosine_matrix
 from fslib.engine.evaluation import predict
 from fslib.engine.metrics import accuracy, squad_f1_em, tagging_f1
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery, project_conflicting
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients, project_conflicting
 from fslib.formats.xtreme import read_xtreme, xtreme_path
 
 

@@ -10,7 +10,8 @@ from transformers.optimization import get_linear_schedule_with_warmup
 pytest.importorskip("accelerate")
 
 from fslib.engine.integrations import SurgeryTrainer  # noqa: E402
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery  # noqa: E402
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery  # noqa: E402
+from fslib.engine.surgery import FlatGradients  # noqa: E402
 from fslib.engine.training import StageSettings, optimisation_step, optimizer_for  # noqa: E402
 
 MICRO_BATCH, GRAD_ACCUM, EXAMPLES, LENGTH = 2, 2, 12, 10  # 3 optimiser steps

@@ -9,7 +9,8 @@ import torch
 from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 from transformers.optimization import get_linear_schedule_with_warmup
 
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients
 from fslib.engine.training import StageSettings, autocast, gradient_scaler, optimisation_step, optimizer_for
 from fslib.store.config import RunConfig
 

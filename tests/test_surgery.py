@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery, project_conflicting
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients, project_conflicting
 from fslib.engine.surgery_reference import ReferenceSurgery
 
 

@@ -8,7 +8,7 @@ import torch
 from transformers.modeling_utils import PreTrainedModel
 
 from fslib.engine.runner import run_dir, run_experiment
-from fslib.engine.surgery import StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
 from fslib.store.config import RunConfig
 
 LANGS = ["en", "qa", "qc"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from fslib.engine.surgery import StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
 from fslib.engine.training import StageSettings, train
 
 CPU = torch.device("cpu")

@@ -254,7 +254,10 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
         if c.method == "gradient-co-train":
             applications = micro_batches if c.surgery_granularity == "micro_batch" else steps
             oracles = list(targets) + ([SOURCE_LANG] if c.oracle_include_source else [])
-            passes = c.alpha * applications  # each application: one coin, one oracle language drawn uniformly
+            from fslib.engine.surgery import get_surgeon  # torch: only for a grid with surgery
+
+            # the surgeon's own expected passes per application (the stochastic one: one with probability alpha)
+            passes = get_surgeon(c.surgeon).oracle_passes(c.alpha, len(oracles)) * applications
             cost.passes["oracle passes"] += passes
             if shape:
                 captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.captured_oracle

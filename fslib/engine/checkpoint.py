@@ -95,7 +95,7 @@ def capture(epoch: int, total_steps: int, *, model: torch.nn.Module, optimizer: 
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     if surgeon is not None:
-        rng["surgery"] = surgeon.rng.getstate()
+        rng["surgery"] = surgeon.state_dict()  # the surgeon's whole state: its generator and any of its own
     return {"epoch": epoch, "total_steps": total_steps, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "rng": rng, "outcome": plain(dataclasses.asdict(outcome)), "best_score": float(best_score)}
@@ -129,7 +129,10 @@ def restore(state: dict, *, model: torch.nn.Module, optimizer: torch.optim.Optim
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     if surgeon is not None:
-        surgeon.rng.setstate(rng["surgery"])
+        if "surgery" not in rng:
+            raise ValueError("the checkpoint was written without a surgeon; this run has one: it cannot resume")
+        saved = rng["surgery"]  # a checkpoint written before surgeons had a state_dict holds the generator's state
+        surgeon.load_state_dict(saved if isinstance(saved, dict) else {"rng": saved})
     for name, value in state["outcome"].items():
         setattr(outcome, name, value)
 

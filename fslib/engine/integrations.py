@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping
 import torch
 from transformers import Trainer
 
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients
 
 __all__ = ["SurgeryTrainer"]
 

@@ -28,7 +28,7 @@ from fslib.engine.checkpoint import CHECKPOINT_DIR, MODEL_DIR, EpochCheckpoint, 
 from fslib.engine.evaluation import evaluate
 from fslib.engine.features import Collator, build_features
 from fslib.engine.models import load_model
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients, Surgeon, get_surgeon
 from fslib.engine.tracking import TENSORBOARD_DIR, TRAINING_COLUMNS, TensorBoardLog
 from fslib.engine.training import StageSettings, TrainOutcome, autocast, to_device, train
 from fslib.formats.seeds import stable_seed
@@ -376,11 +376,13 @@ class Experiment:
             with autocast(self.device, c.precision):
                 return model(**inputs).loss
 
-        def surgeon(grads: FlatGradients) -> StochasticGradientSurgery:
+        surgeon_class = get_surgeon(c.surgeon)
+
+        def surgeon(grads: FlatGradients) -> Surgeon:
             seed = stable_seed("surgery", c.seed)
             if c.cuda_graphs and capturable(self.device, c.precision):
-                return StochasticGradientSurgery(grads, languages, c.alpha, seed,
-                                                 oracle_pass=oracle_pass(model, grads, c.precision, oracle))
-            return StochasticGradientSurgery(grads, languages, c.alpha, seed, oracle_loss)
+                return surgeon_class(grads, languages, c.alpha, seed,
+                                     oracle_pass=oracle_pass(model, grads, c.precision, oracle))
+            return surgeon_class(grads, languages, c.alpha, seed, oracle_loss)
         return surgeon
 

@@ -1,4 +1,9 @@
-"""Stochastic gradient surgery (the paper's Algorithm 1; docs/protocol.md).
+"""Gradient surgery: the `Surgeon` base that every variant extends, its flat gradient buffer, and the projection
+(docs/protocol.md). The stochastic gradient surgery of the paper (Algorithm 1) is one subclass,
+fslib.engine.surgeons.stochastic; a variant is one small module with a `Surgeon` subclass whose `apply` is its
+arithmetic, registered in fslib.core.surgeons.SURGEONS (or named "module:Class" in a run's `surgeon`).
+
+The stochastic surgery:
 
 At each optimisation step, with probability α, pick one oracle language uniformly, compute the gradient of its
 oracle batch (its K shots; for English, a batch of the source train set) and, if it conflicts with the training
@@ -20,11 +25,15 @@ NaN (the scaler will then skip the step) does not count as a surgery in the stat
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections import Counter
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
+
+from fslib.core.surgeons import surgeon_path
 
 EPS = 1e-20  # guards the division when an oracle gradient is exactly zero (the coefficient is then 0)
 
@@ -72,23 +81,28 @@ class FlatGradients:
                                    "(was zero_grad(set_to_none=True) called?)")
 
 
-class StochasticGradientSurgery:
-    """The stochastic part: a seeded generator draws, per application, Bernoulli(α) and the oracle language.
+class Surgeon:
+    """A gradient surgeon, applied to the gradient accumulated so far (after backward, before clipping and the
+    step). The base owns what every variant needs: the model's flat gradients (`grads`, a `FlatGradients`) and a
+    second buffer (`saved`), the oracle pass (`oracle_gradient`), a seeded generator (`rng`), the statistics, a
+    `state_dict` that checkpoints save (so that a resumed run draws what an uninterrupted one would), and the
+    expected number of oracle passes per application (`oracle_passes`, which fslib.batch.cost prices).
 
-    `oracle_loss(lang)` runs the forward pass on `lang`'s oracle batch and returns the loss; the caller's model
-    gradients must be a `FlatGradients`. `backward(loss)` back-propagates the oracle loss (default
-    `loss.backward()`; with a gradient scaler, `scaler.scale(loss).backward()`). Instead of the two,
-    `oracle_pass(lang)` may do the whole pass, leaving `lang`'s oracle gradient in the flat buffer in place of
-    what it held (`fslib.captured_oracle` replays it from CUDA graphs). Statistics are accumulated on the device
-    and read at log time.
+    `oracle_loss(lang)` runs the forward pass on `lang`'s oracle batch and returns the loss; `backward(loss)`
+    back-propagates it (default `loss.backward()`; with a gradient scaler, `scaler.scale(loss).backward()`).
+    Instead of the two, `oracle_pass(lang)` may do the whole pass, leaving `lang`'s oracle gradient in the flat
+    buffer in place of what it held (fslib.engine.captured_oracle replays it from CUDA graphs). Statistics are
+    accumulated on the device and read at log time. A subclass implements `apply`.
     """
+
+    name: ClassVar[str] = "surgeon"
 
     def __init__(self, grads: FlatGradients, oracle_languages: list[str], alpha: float, seed: int,
                  oracle_loss: Callable[[str], torch.Tensor] | None = None,
                  backward: Callable[[torch.Tensor], None] | None = None, *,
                  oracle_pass: Callable[[str], None] | None = None):
         if not oracle_languages:
-            raise ValueError("stochastic gradient surgery needs at least one oracle language")
+            raise ValueError(f"{type(self).__name__} needs at least one oracle language")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if (oracle_loss is None) == (oracle_pass is None):
@@ -100,39 +114,52 @@ class StochasticGradientSurgery:
         self.saved = torch.empty_like(grads.buffer)  # the second gradient-sized buffer: g_train
         self.reset_stats()
 
+    @staticmethod
+    def oracle_passes(alpha: float, oracle_languages: int) -> float:
+        """The expected oracle forward/backward passes per application (fslib.batch.cost): one with
+        probability `alpha`."""
+        return alpha
+
+    def __call__(self) -> None:
+        self.applications += 1
+        self.apply()
+
+    def apply(self) -> None:
+        """The variant's arithmetic on `self.grads.buffer` (the training gradient so far, to be replaced by the
+        gradient the optimiser will use)."""
+        raise NotImplementedError
+
+    def oracle_gradient(self, lang: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run `lang`'s oracle pass: returns (the training gradient, copied to `saved`; the oracle gradient, in the
+        model's flat buffer). Counts the surgery."""
+        self.surgeries += 1
+        self.oracle_counts[lang] += 1
+        self.saved.copy_(self.grads.buffer)
+        self.oracle_pass(lang)
+        self.grads.check_attached()
+        return self.saved, self.grads.buffer
+
+    def record(self, dot: torch.Tensor, train_norm: torch.Tensor, oracle_norm2: torch.Tensor) -> None:
+        """Count one surgery's conflict and cosine, on the device (no host sync); one on an inf or NaN is left
+        out (a gradient scaler skips that step)."""
+        finite = torch.isfinite(dot) & torch.isfinite(oracle_norm2)
+        self._non_finite += (~finite).float()
+        self._conflicts += ((dot < 0) & finite).float()
+        cosine = dot / (train_norm * oracle_norm2.sqrt() + EPS)
+        self._cosine_sum += torch.where(finite, cosine, torch.zeros_like(cosine))
+
+    def eager_oracle_pass(self, lang: str) -> None:
+        self.grads.zero_()
+        self.backward(self.oracle_loss(lang))
+
     def reset_stats(self) -> None:
         self.applications = 0
-        self.surgeries = 0  # coin said yes: oracle gradient computed
+        self.surgeries = 0  # oracle gradients computed
         self.oracle_counts: Counter[str] = Counter()
         device = self.grads.buffer.device
         self._conflicts = torch.zeros((), device=device)
         self._cosine_sum = torch.zeros((), device=device)
         self._non_finite = torch.zeros((), device=device)  # surgeries on gradients with an inf or NaN
-
-    def __call__(self) -> None:
-        """Apply to the gradient accumulated so far (call after backward, before clipping and the step)."""
-        self.applications += 1
-        lang = self.rng.choice(self.languages)
-        if self.rng.random() >= self.alpha:
-            return
-        self.surgeries += 1
-        self.oracle_counts[lang] += 1
-        flat = self.grads.buffer
-        self.saved.copy_(flat)
-        self.oracle_pass(lang)
-        self.grads.check_attached()
-        dot = torch.dot(self.saved, flat)
-        oracle_norm2 = torch.dot(flat, flat)
-        finite = torch.isfinite(dot) & torch.isfinite(oracle_norm2)  # on the device: no host sync
-        self._non_finite += (~finite).float()
-        self._conflicts += ((dot < 0) & finite).float()
-        cosine = dot / (self.saved.norm() * oracle_norm2.sqrt() + EPS)
-        self._cosine_sum += torch.where(finite, cosine, torch.zeros_like(cosine))
-        project_conflicting(self.saved, flat, dot=dot, ref_norm2=oracle_norm2, out=flat)  # into the model's grads
-
-    def eager_oracle_pass(self, lang: str) -> None:
-        self.grads.zero_()
-        self.backward(self.oracle_loss(lang))
 
     def stats(self) -> dict[str, float]:
         """Surgery rate, conflict rate and mean cosine (over the surgeries) since the last reset; host sync.
@@ -147,3 +174,20 @@ class StochasticGradientSurgery:
                  "skipped_surgeries": float(skipped)}
         stats.update({f"oracle_{lang}": float(self.oracle_counts[lang]) for lang in self.languages})
         return stats
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps (the statistics are reset at every epoch end, where checkpoints are written).
+        A stateful variant adds its own entries."""
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.setstate(state["rng"])
+
+
+def get_surgeon(name: str) -> type[Surgeon]:
+    """The `Surgeon` subclass of a registered name or of "package.module:Class"."""
+    module, cls = surgeon_path(name).split(":")
+    surgeon = getattr(importlib.import_module(module), cls)
+    if not (isinstance(surgeon, type) and issubclass(surgeon, Surgeon)):
+        raise ValueError(f"surgeon {name!r} is {surgeon!r}, not a fslib.engine.surgery.Surgeon subclass")
+    return surgeon

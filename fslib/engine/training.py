@@ -22,9 +22,10 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from fslib.core.progress import tqdm
+from fslib.core.surgeons import check_granularity
 from fslib.engine.checkpoint import EpochCheckpoint, capture, restore
 from fslib.engine.features import input_lengths
-from fslib.engine.surgery import FlatGradients, StochasticGradientSurgery
+from fslib.engine.surgery import FlatGradients, Surgeon
 from fslib.engine.tracking import LOG_EVERY
 
 
@@ -145,7 +146,7 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
 
 def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *, collator, seed: int,
           device: torch.device, on_evaluate: Callable[[torch.nn.Module, int, int], float | None] | None = None,
-          select: str = "last", surgery: Callable[[FlatGradients], StochasticGradientSurgery] | None = None,
+          select: str = "last", surgery: Callable[[FlatGradients], Surgeon] | None = None,
           surgery_granularity: str = "step", description: str = "training", progress: bool = True,
           log_every: int = LOG_EVERY, on_log: Callable[[dict], None] | None = None,
           checkpoint: EpochCheckpoint | None = None,
@@ -166,6 +167,7 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     """
     if select not in ("last", "best"):
         raise ValueError(f"select must be 'last' or 'best', not {select!r}")
+    check_granularity(surgery_granularity)  # an unknown one would silently skip the surgery
     model.to(device).train()
     generator = torch.Generator().manual_seed(seed)
     micro_batch = settings.batch_size // settings.grad_accum

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.methods import METHODS
+from fslib.core.surgeons import DEFAULT_SURGEON, GRANULARITIES, surgeon_path
 from fslib.core.tasks import get_task
 
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -30,7 +31,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev", "save_model")
+                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
               "checkpoint_every_epoch")
@@ -71,6 +72,7 @@ class RunConfig:
     # stochastic gradient surgery (gradient-co-train)
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
+    surgeon: str = DEFAULT_SURGEON  # which gradient surgery (fslib.core.surgeons: a name, or "module:Class")
     surgery_granularity: str = "step"  # "step" (once per optimiser step) or "micro_batch" (the authors' code)
     oracle_batch_size: int | None = None  # None: a target's oracle is its shots (a random train batch of them if
     # more), English's min(K, train batch); n: the authors' rule, English min(K, n), a target all its K shots
@@ -111,6 +113,7 @@ class RunConfig:
         if (self.k == 0) != (self.method == "zero-shot"):
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         check_values(self)
+        surgeon_path(self.surgeon)  # a known surgeon, or "module:Class"
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
                              "use selection: last with it (as the authors do)")
@@ -199,7 +202,7 @@ AT_LEAST = {"k": 0, "epochs": 1, "target_epochs": 1, "train_batch_size": 1, "tar
 NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, False),  # (lowest, highest,
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
-CHOICES = {"surgery_granularity": ("step", "micro_batch"), "sampler": ("length_grouped", "random"),
+CHOICES = {"surgery_granularity": GRANULARITIES, "sampler": ("length_grouped", "random"),
            "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
 BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
             "gradient_similarity", "tensorboard", "progress", "cuda_graphs", "checkpoint_every_epoch")
