@@ -122,8 +122,8 @@ def main() -> None:
         if report_dir not in report_dirs:
             report_dirs.append(report_dir)
 
-    from fslib import executors
     from fslib.analysis.reports import build_reports
+    from fslib.batch import executors
     from fslib.batch.planning import run_batch
     from fslib.prepare.mini.model import prepare_offline
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fslib import analysis
+from fslib.analysis import tables as analysis
 from fslib.analysis.curves import (
     best_dev_epochs,
     dev_curves,
@@ -29,7 +29,7 @@ from fslib.analysis.similarity import conflict_share, load_gradient_similarity, 
 from fslib.store.results import COLUMNS
 
 SHARED_REFERENCE = Path("/work/shared/reference/paper_per_language.csv")
-PACKAGED_REFERENCE = Path(__file__).parents[1] / "fslib" / "reference_figures" / "paper_per_language.csv"
+PACKAGED_REFERENCE = Path(__file__).parents[1] / "fslib" / "analysis" / "reference_figures" / "paper_per_language.csv"
 ROUNDING = 0.011  # differences of values printed to 2 decimals, and means of such values
 
 

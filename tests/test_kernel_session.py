@@ -15,9 +15,9 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from fslib import execution
 from fslib.batch.executors import LocalExecutor
 from fslib.batch.worker import execute_run_notebook
+from fslib.core import execution
 from fslib.core.execution import SCRATCH, KernelSession
 from fslib.store.config import RunConfig, run_dir
 from fslib.store.ledger import RUN_LOG, Job

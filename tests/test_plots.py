@@ -11,7 +11,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from fslib import analysis, plots  # noqa: E402
+from fslib.analysis import plots  # noqa: E402
+from fslib.analysis import tables as analysis  # noqa: E402
 from fslib.analysis.reference import (  # noqa: E402
     as_result_rows,
     load_reference_script_study,

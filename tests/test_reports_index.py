@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from fslib import __version__, analysis
+from fslib import __version__
+from fslib.analysis import tables as analysis
 from fslib.analysis.reports import write_index
 from fslib.store.results import COLUMNS
 

@@ -19,7 +19,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from fslib import analysis
+from fslib.analysis import tables as analysis
 from fslib.analysis.reports import build_reports, plan_reports
 from fslib.analysis.similarity import available_matrices, load_gradient_similarity
 from fslib.cli import main

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fslib import analysis
+from fslib.analysis import tables as analysis
 from fslib.analysis.significance import holm, sign_flip_p_value
 from fslib.store.results import COLUMNS
 

@@ -1,6 +1,6 @@
 """The paper's published figures, shipped with the package, and their conversion to result-row shape.
 
-Three CSV files under `fslib/reference_figures/` (package data):
+Three CSV files under `fslib/analysis/reference_figures/` (package data):
 
 - `paper_per_language.csv` (task, metric, method, k, lang, value): the appendix tables of per-language scores for
   NER, TyDiQA and XNLI (the POS table did not survive text extraction, so POS is absent). It is a byte-identical
@@ -61,7 +61,7 @@ FIGURE_COLUMNS = ["task", "metric", "method", "k", "lang", "value"]
 
 
 def _read(name: str) -> pd.DataFrame:
-    with resources.files("fslib").joinpath("reference_figures", name).open("r", encoding="utf-8") as handle:
+    with resources.files("fslib.analysis").joinpath("reference_figures", name).open("r", encoding="utf-8") as handle:
         return pd.read_csv(handle, dtype={"lang": str})
 
 
