@@ -26,6 +26,7 @@ from fslib.analysis.significance import COMPARISON_COLUMNS, compare_pair, holm
 from fslib.analysis.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401
 from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.core.tasks import TASKS, get_task
+from fslib.store.config import NOT_HASHED
 from fslib.store.results import CONFIG_FILE, RESULTS_FILE, load_results
 
 __all__ = [
@@ -310,13 +311,14 @@ def missing_methods(results: pd.DataFrame, methods, task: str | None = None, k: 
 
 
 def model_name(model) -> str:
-    """A model as reports name it: the last part of a local path or hub name."""
+    """A model as reports name it: the last part of a local path or hub name (shorter than the result rows' own
+    `model`, fslib.store.config.model_name, which keeps a hub id whole)."""
     return Path(str(model)).name or str(model)
 
 
-# Config fields that never tell two runs of a grid apart as results (where and how fast a run goes, its seed).
-_NOT_A_VARIANT = {"seed", "output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard",
-                  "cuda_graphs"}
+# Config fields that never tell two runs of a grid apart as results: where and how fast a run goes (the fields
+# left out of the config hash) and its seed.
+_NOT_A_VARIANT = {"seed", *NOT_HASHED}
 
 
 def load_report_results(path: Path | str, model: str | None = None,

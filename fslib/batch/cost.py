@@ -1,7 +1,9 @@
 """What a grid costs before it runs: optimiser steps, oracle passes and evaluations per stage, counted from the run
 configurations and the data sizes, and GPU-hours on one H100 from per-pass times of each model shape.
 
-Torch-free (planning never imports torch): `fslib batch FILE --dry-run` prints `describe_cost(...)`.
+`fslib batch FILE --dry-run` prints `describe_cost(...)`. The rules are the engine's and the run store's own (which
+runs share a source model, which methods start from one, TyDiQA's held-out fraction, each surgeon's expected oracle
+passes); torch loads only for a grid with gradient-co-train runs, whose surgeon class says its passes.
 
 The counts are exact given the example counts: the number of optimiser steps follows the training loop's own
 arithmetic (micro-batches per epoch, grouped by grad_accum), the oracle passes the surgery's (one coin per
@@ -23,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fslib.core.languages import SOURCE_LANG
+from fslib.core.methods import method_entry
+from fslib.formats.xtreme import TYDIQA_SOURCE_DEV_FRACTION
 from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
+from fslib.store.ledger import source_model_identity
 
 # ---- data sizes ---------------------------------------------------------------------------------------------
 # Examples per split when the data files are absent. English: the published XTREME sizes (PAN-X, UD English
@@ -38,7 +43,6 @@ XTREME_SIZES: dict[str, dict[str, int]] = {
 }
 # Typical padded length of a length-grouped batch (sub-word tokens): assumed, to scale the per-token time.
 TYPICAL_TOKENS = {"ner": 32, "pos": 40, "tydiqa": 320, "xnli": 64}
-TYDIQA_SOURCE_DEV_FRACTION = 0.1  # as fslib.data
 
 
 def _count_examples(path: Path, task: str) -> int:
@@ -247,7 +251,7 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
                 _evaluate(cost, "evaluation during training", c, c.target_epochs * sizes.examples(c, group[0], "dev"),
                           shape, tokens)
         test([SOURCE_LANG, *targets])
-    else:  # naive-co-train, gradient-co-train
+    elif c.method in ("naive-co-train", "gradient-co-train"):
         examples = sizes.examples(c, SOURCE_LANG, "train") + shots(c) * len(targets)
         steps, micro_batches = _training(cost, "co-training", c, examples, batch=c.train_batch_size,
                                          grad_accum=c.grad_accum, epochs=c.epochs, shape=shape, tokens=tokens)
@@ -281,15 +285,16 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
                     c.similarity_source_batches * shape.pass_seconds(micro * tokens, c.precision)
                     + len(targets) * shape.pass_seconds(shots(c) * tokens, c.precision))
         test(c.languages)
+    else:  # a method without a rule here would be priced as nothing: say so
+        raise ValueError(f"fslib.batch.cost has no rule for method {c.method!r}: add one to run_cost")
     return cost
 
 
 def source_key(config: RunConfig) -> tuple:
-    """Runs with the same key share one source model (fslib.stages.source_model_folder, without the file stamps)."""
+    """Runs with the same key share one source model: the run store's own rule
+    (fslib.store.ledger.source_model_identity), with the data folder and UD treebank its file stamps stand for."""
     c = config.resolved()
-    return (c.task, c.model, c.seed, c.source, c.data_dir, c.epochs, c.train_batch_size, c.grad_accum, c.learning_rate,
-            c.warmup_ratio, c.warmup_steps, c.max_length, c.doc_stride, c.max_query_length, c.sampler, c.selection,
-            c.select_every_steps, c.hold_out_source_dev, c.max_train_examples, c.max_eval_examples, c.precision)
+    return (*source_model_identity(c), c.data_dir, c.treebank(SOURCE_LANG) if c.source == "ud" else None)
 
 
 @dataclass
@@ -300,9 +305,6 @@ class GridCost:
     co_training_runs: int
     per_co_training_run: dict[str, float]  # steps, oracle passes per step, dev evaluations (per run, averaged)
     estimated_sizes: set[str]
-
-
-SOURCE_MODEL_METHODS = ("zero-shot", "ord-FS", "ord-FS+dev", "co-FT")  # start from a source-trained model
 
 
 def grid_cost(configs: list[RunConfig], sizes: DataSizes | None = None) -> GridCost:
@@ -318,7 +320,7 @@ def grid_cost(configs: list[RunConfig], sizes: DataSizes | None = None) -> GridC
             co_runs += 1
         if config.method == "gradient-co-train":
             gradient.add(cost)
-        if config.method in SOURCE_MODEL_METHODS and source_key(config) not in sources:
+        if method_entry(config.method).uses_source_model and source_key(config) not in sources:
             sources.add(source_key(config))
             total.add(source_training_cost(config, sizes))
     per_run = {}

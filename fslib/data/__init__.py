@@ -25,10 +25,9 @@ from fslib.core.tasks import SPLITS, get_task
 from fslib.data.schema import FEATURES
 from fslib.formats.errors import DataError
 from fslib.formats.seeds import stable_seed
-from fslib.formats.xtreme import read_xtreme, xtreme_path
+from fslib.formats.xtreme import TYDIQA_SOURCE_DEV_FRACTION, read_xtreme, xtreme_path
 
 SOURCES = ("xtreme", "hub", "ud")
-TYDIQA_SOURCE_DEV_FRACTION = 0.1
 
 
 

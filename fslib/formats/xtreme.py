@@ -22,6 +22,9 @@ from pathlib import Path
 from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
 from fslib.formats.errors import DataError, file_error
 
+# English TyDiQA has no dev file: this fraction of its train file is held out as the source dev set (fslib.data)
+TYDIQA_SOURCE_DEV_FRACTION = 0.1
+
 XTREME_FILES = {
     "ner": "panx/{split}-{lang}.tsv",
     "pos": "udpos/{split}-{lang}.tsv",

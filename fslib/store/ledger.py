@@ -384,6 +384,17 @@ def _stamp(path: Path) -> str:
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def source_model_identity(config: RunConfig) -> tuple:
+    """What a source model is trained from, but the data files' stamps: task, model, seed, data source, the
+    source-training stage's hyper-parameters and the data's caps. fslib.batch.cost counts source models by it
+    (with the data folder and the UD treebank, which the stamps stand for here)."""
+    c = config.resolved()
+    model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
+    return (c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False), sort_keys=True),
+            c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev, c.max_train_examples,
+            c.max_eval_examples)
+
+
 def source_model_folder(config: RunConfig) -> Path:
     """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
     data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
@@ -398,10 +409,7 @@ def source_model_folder(config: RunConfig) -> Path:
         stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
-    model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
-    key = stable_seed(c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False),
-                      sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection,
-                      c.hold_out_source_dev, c.max_train_examples, c.max_eval_examples, *stamps)
+    key = stable_seed(*source_model_identity(c), *stamps)
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 
 
