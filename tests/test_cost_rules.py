@@ -30,3 +30,21 @@ def test_target_only_fields_share_the_source_model(tmp_path):
                                               "target_epochs": 3})]
     assert source_model_folder(runs[0]) == source_model_folder(runs[1])
     assert grid_cost(runs, DataSizes()).source_models == 1
+
+
+@pytest.mark.parametrize("task, oracle_batch_size, lang, expected", [
+    ("ner", None, "en", 4),  # the source: min(K, train batch) = min(5, 4)
+    ("ner", None, "de", 4),  # a target with more shots (5) than a train batch (4): a random batch of 4
+    ("ner", 8, "de", 5),  # the authors' rule: all K shots
+    ("xnli", 2, "de", 2),  # XNLI's 3K shots: a random batch of min(K, n)
+    ("xnli", 2, "en", 2),  # the source: min(K, n)
+])
+def test_cost_prices_the_oracle_batches_the_engine_builds(tmp_path, task, oracle_batch_size, lang, expected):
+    from fslib.batch.cost import oracle_examples
+    from fslib.core.surgeons import oracle_batch_size as engine_rule
+
+    config = RunConfig(task=task, method="gradient-co-train", k=5, seed=1, model="m", languages=["en", "de"],
+                       train_batch_size=4, oracle_batch_size=oracle_batch_size)
+    assert oracle_examples(config, lang) == expected
+    shots = 5 * (3 if task == "xnli" else 1)
+    assert (engine_rule(config, lang, shots) or shots) == expected

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.methods import method_entry
+from fslib.core.surgeons import oracle_batch_size
 from fslib.formats.xtreme import TYDIQA_SOURCE_DEV_FRACTION
 from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
 from fslib.store.ledger import source_model_identity
@@ -222,13 +223,9 @@ def source_training_cost(config: RunConfig, sizes: DataSizes) -> Cost:
 
 
 def oracle_examples(config: RunConfig, lang: str) -> int:
-    """Examples in one oracle batch of `lang` (fslib.stages.Run.oracle_batches' rule)."""
-    c, n = config, config.oracle_batch_size
-    if lang == SOURCE_LANG:
-        return min(c.k, n if n else c.train_batch_size)
-    if n is None:
-        return min(shots(c), c.train_batch_size)
-    return min(c.k, n) if c.task == "xnli" else c.k
+    """Examples in one oracle batch of `lang`: the engine's rule (fslib.core.surgeons.oracle_batch_size)."""
+    size = oracle_batch_size(config, lang, shots(config))
+    return shots(config) if size is None else size
 
 
 def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from fslib.core.languages import SOURCE_LANG
+from fslib.core.tasks import get_task
+
 DEFAULT_SURGEON = "stochastic"
 SURGEONS: dict[str, str] = {
     "stochastic": "fslib.engine.surgeons.stochastic:StochasticGradientSurgery",  # the paper's Algorithm 1
@@ -32,3 +35,22 @@ def surgeon_path(name: str) -> str:
 def check_granularity(granularity: str) -> None:
     if granularity not in GRANULARITIES:
         raise ValueError(f"unknown surgery_granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}")
+
+
+def oracle_batch_size(config, lang: str, shots: int) -> int | None:
+    """Examples in one oracle batch of `lang` (`config` a RunConfig, `shots` the target's shot count), drawn at
+    random for each oracle pass; None: all of the target's shots, the same batch every time. The engine builds the
+    batches by this rule (fslib.engine.stages.Experiment.oracle_batches) and fslib.batch.cost prices them by it.
+    Two rules (`oracle_batch_size`):
+    - None (the paper preset): a target's oracle is its shots (a random train batch of them when they are more),
+      the source's a random batch of min(K, train batch size) source training examples;
+    - n (the authors' code): the source's is a random batch of min(K, n) source training examples, a target's is
+      all its K shots, except XNLI's, which has 3K (K per class): a random batch of min(K, n) of them."""
+    n = config.oracle_batch_size
+    if lang == SOURCE_LANG:
+        return min(config.k, n or config.train_batch_size)
+    if n is None and shots > config.train_batch_size:
+        return config.train_batch_size
+    if n is not None and get_task(config.task).kind == "classification":
+        return min(config.k, n)
+    return None

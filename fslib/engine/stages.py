@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from fslib.core.files import save_pretrained
 from fslib.core.languages import SOURCE_LANG
+from fslib.core.surgeons import oracle_batch_size
 from fslib.core.tasks import get_task
 from fslib.core.timing import PhaseTimer
 from fslib.data import load_shots, load_split
@@ -336,11 +337,7 @@ class Experiment:
         return model, outcome
 
     def oracle_batches(self):
-        """`oracle(lang)` -> a collated oracle batch. Two rules (`oracle_batch_size`):
-        - None (the paper preset): a target's oracle is its shots (a random train batch of them when they are
-          more), the source's a random batch of min(K, train batch size) source training examples;
-        - n (the authors' code): the source's is a random batch of min(K, n) source training examples, a target's
-          is all its K shots, except XNLI's, which has 3K (K per class): a random batch of min(K, n) of them."""
+        """`oracle(lang)` -> a collated oracle batch, of the size fslib.core.surgeons.oracle_batch_size gives."""
         c = self.config
         generator = torch.Generator().manual_seed(stable_seed("oracle-batches", c.seed) % 2**63)
         self._oracle_generator = generator  # part of a co-training checkpoint
@@ -352,13 +349,11 @@ class Experiment:
 
         def oracle(lang: str) -> dict:
             if lang == SOURCE_LANG:
-                return random_batch(self.features(SOURCE_LANG, "train"),
-                                    min(c.k, c.oracle_batch_size or c.train_batch_size))
+                return random_batch(self.features(SOURCE_LANG, "train"), oracle_batch_size(c, lang, 0))
             shots = self.features(lang, "shots")
-            if c.oracle_batch_size is None and len(shots) > c.train_batch_size:
-                return random_batch(shots, c.train_batch_size)
-            if c.oracle_batch_size is not None and self.task.kind == "classification":
-                return random_batch(shots, min(c.k, c.oracle_batch_size))
+            size = oracle_batch_size(c, lang, len(shots))
+            if size is not None:
+                return random_batch(shots, size)
             if lang not in fixed:
                 fixed[lang] = self.collator(shots.to_list())
             return dict(fixed[lang])
