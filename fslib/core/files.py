@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+
+def temporary_beside(folder: Path, name: str) -> Path:
+    """A new empty file `.<name>.*.tmp` in `folder` (so that a rename onto `folder / name` is atomic on POSIX),
+    readable as the umask allows."""
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators on shared storage must read it
+    return Path(temporary)
 
 
 def write_atomic(path: Path, write) -> None:
     """Write a file through a temporary file in the same folder and a rename (atomic on POSIX)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = temporary_beside(path.parent, path.name)
     try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators on shared storage must read it
+        write(str(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())  # the writer may have replaced the file with one of its own mode
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def replace_folder(folder: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a sibling `<folder>.partial` and put it in `folder`'s place once complete: a reader sees the old
+    folder or the new one, never half of one."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    fill(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
 
 
 def _umask() -> int:

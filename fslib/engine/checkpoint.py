@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from fslib.core.files import make_shareable, save_pretrained, write_atomic
+from fslib.core.files import make_shareable, replace_folder, save_pretrained, write_atomic
 
 CHECKPOINT_DIR = "checkpoint"  # in a run's folder, removed once the run has written its rows
 MODEL_DIR = "model"  # in a run's folder: the model `save_model` asks for
@@ -141,18 +141,13 @@ def save_trained_model(model: torch.nn.Module, tokenizer, folder: Path) -> None:
     """`save_pretrained` of the model and the tokenizer into `folder`, replacing what it held once the new one is
     complete, every file readable as the umask allows (safetensors writes 0600, which a group on shared storage
     cannot read)."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    save_pretrained(partial, model, tokenizer)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    replace_folder(folder, lambda partial: save_pretrained(partial, model, tokenizer))
 
 
 def copy_model(source: Path, folder: Path) -> None:
     """A copy of a saved model's folder (a source model, as a zero-shot run's model), replaced as a whole."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
-    make_shareable(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    def fill(partial: Path) -> None:
+        shutil.copytree(source, partial)
+        make_shareable(partial)
+
+    replace_folder(folder, fill)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from datasets import Dataset, concatenate_datasets
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedModel
 
-from fslib.core.files import save_pretrained
+from fslib.core.files import replace_folder, save_pretrained
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.surgeons import oracle_batch_size
 from fslib.core.tasks import get_task
@@ -259,14 +258,14 @@ class Experiment:
                         on_evaluate=on_evaluate if self.has_source_dev else None, select=self.config.selection,
                         description=description, progress=self.config.progress,
                         checkpoint=checkpoint if self.config.checkpoint_every_epoch else None)
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        save_pretrained(partial, model, self.tokenizer)  # group-readable, for shared storage
-        write_source_record(partial, {"selected_epoch": outcome.selected_epoch,
-                                      "selected_step": outcome.selected_step, "steps": outcome.steps,
-                                      "dev_curve": curve, "training_log": outcome.training_log,
-                                      "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
-        partial.rename(folder)
+        def fill(partial: Path) -> None:
+            save_pretrained(partial, model, self.tokenizer)  # group-readable, for shared storage
+            write_source_record(partial, {"selected_epoch": outcome.selected_epoch,
+                                          "selected_step": outcome.selected_step, "steps": outcome.steps,
+                                          "dev_curve": curve, "training_log": outcome.training_log,
+                                          "trained_by": f"{socket.gethostname()}:{os.getpid()}"})
+
+        replace_folder(folder, fill)
         checkpoint.remove()
 
     @timed("load model")

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fslib.core.files import fingerprint, write_atomic
+from fslib.core.files import fingerprint, temporary_beside, write_atomic
 from fslib.core.languages import SOURCE_LANG
 from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
@@ -135,12 +134,7 @@ def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[
 
 
 def _temporary(folder: Path, name: str) -> Path:
-    handle, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # mkstemp makes 0600; collaborators on shared storage must read it
-    return Path(path)
+    return temporary_beside(folder, name)
 
 
 def result_set(folder: Path) -> list[str]:
