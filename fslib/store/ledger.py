@@ -44,7 +44,7 @@ from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
 from fslib.formats.xtreme import xtreme_path
 from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
-from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, results_problem
+from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, read_manifest, results_problem
 
 FAILED_FILE = "FAILED.json"
 TIMINGS_FILE = "timings.json"  # seconds per phase of a run or a source training (fslib.timing)
@@ -172,21 +172,6 @@ def _keep_copy(path: Path, keep: Path) -> None:
         os.link(path, keep)  # the renames that follow replace the name, not the data: a link costs nothing
     except OSError:
         shutil.copy2(path, keep)
-
-
-def read_manifest(folder: Path) -> dict | None:
-    """The manifest of the finished run in `folder`; None where there is none; ValueError where it is unreadable."""
-    path = folder / MANIFEST_FILE
-    if not path.exists():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or \
-                not all(isinstance(entry, dict) for entry in manifest["files"].values()):
-            raise ValueError("not a manifest")
-        return manifest
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable manifest ({error})") from None
 
 
 def corruption(folder: Path) -> str | None:

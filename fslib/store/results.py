@@ -117,17 +117,30 @@ def load_results(path: Path | str, *, skip_unreadable: bool = False) -> pd.DataF
     return frame
 
 
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest of the finished run in `folder`; None where there is none; ValueError where it is unreadable."""
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or \
+                not all(isinstance(entry, dict) for entry in manifest["files"].values()):
+            raise ValueError("not a manifest")
+        return manifest
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable manifest ({error})") from None
+
+
 def _read_results(file: Path) -> pd.DataFrame:
     """One results file, checked and completed to COLUMNS; ValueError naming the file where it cannot be."""
     rows = None
     manifest_path = file.parent / MANIFEST_FILE
-    if file.name == RESULTS_FILE and manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            recorded = manifest["files"][RESULTS_FILE]
-            rows = manifest["rows"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{manifest_path}: unreadable manifest ({error})") from None
+    manifest = read_manifest(file.parent) if file.name == RESULTS_FILE else None
+    if manifest is not None:
+        recorded, rows = manifest["files"].get(RESULTS_FILE), manifest.get("rows")
+        if recorded is None or rows is None:
+            raise ValueError(f"{manifest_path}: unreadable manifest (no {RESULTS_FILE} entry or row count)")
         if fingerprint(file) != {"bytes": recorded.get("bytes"), "sha256": recorded.get("sha256")}:
             raise ValueError(f"{file}: does not match {manifest_path} (size or checksum differs: truncated or "
                              f"changed since the run wrote it)")
