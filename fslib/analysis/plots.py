@@ -212,7 +212,7 @@ def plot_selection_curves(curves: pd.DataFrame, title: str | None = None) -> Fig
 
 # ---- training loss -------------------------------------------------------------------------------------------
 def plot_training_loss(training: pd.DataFrame, title: str | None = None) -> Figure:
-    """A run's `training.csv` (fslib.tracking): one panel per kind of stage (source-training, adapting,
+    """A run's `training.csv` (fslib.engine.tracking): one panel per kind of stage (source-training, adapting,
     co-training), the mean loss of each logging interval as a line per stage and each epoch's mean as dots,
     against the optimiser step."""
     families = list(dict.fromkeys(training["stage"].str.split().str[0]))

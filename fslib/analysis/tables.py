@@ -2,9 +2,10 @@
 and the script study (Tables 9 and 10).
 
 Every function takes result rows (`fslib.results.load_results`) or the paper's figures
-(`fslib.reference.load_reference()`, converted on the fly to one seed on the test split), and scores each task
-on its headline metric (`fslib.tasks.get_task(task).metric`) of the test split. The overfitting curves
-(Figures 3 and 5) live in `fslib.curves` and the gradient-similarity heatmaps (Figure 1) in `fslib.similarity`;
+(`fslib.analysis.reference.load_reference()`, converted on the fly to one seed on the test split), and scores each task
+on its headline metric (`fslib.core.tasks.get_task(task).metric`) of the test split. The overfitting curves
+(Figures 3 and 5) live in `fslib.analysis.curves` and the gradient-similarity heatmaps (Figure 1) in
+`fslib.analysis.similarity`;
 their public functions are re-exported here.
 """
 
@@ -37,7 +38,7 @@ __all__ = [
     "language_benefit", "benefit_extremes", "script_study_table",
     "missing_methods", "load_report_results", "separate_variants", "model_name",
     "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
-    # from fslib.curves and fslib.similarity
+    # from fslib.analysis.curves and fslib.analysis.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
     "load_gradient_similarity", "similarity_matrix", "conflict_share",
 ]
@@ -236,7 +237,7 @@ def compare_methods(results: pd.DataFrame, task: str | None = None, k: int | Non
     both are given. Columns: task, k, method, baseline, delta (mean over target languages of the per-language
     difference of means over seeds; the source language left out), ci_low, ci_high (95% hierarchical bootstrap
     over languages and seeds), p_value (two-sided paired sign-flip permutation test over languages), n_langs,
-    n_seeds. The schemes are explained in `fslib.significance`. Zero-shot as a baseline is read at k=0."""
+    n_seeds. The schemes are explained in `fslib.analysis.significance`. Zero-shot as a baseline is read at k=0."""
     rows = headline_test_rows(results, task)
     tasks = [task] if task is not None else sorted(rows["task"].unique(), key=_task_rank)
     out = []

@@ -138,7 +138,7 @@ class Shape:
 # XLM-R large: surgery_overhead-cuda-large.json, H100, batch 32, padded length 27-60: a naive step 72.0 ms; the
 # oracle forward/backward alone (5 examples, ~235 tokens) 57.0 ms. With AdamW + clip taken as 5 ms (assumed),
 # the two passes give 55 ms per pass and 0.0085 ms per token. The oracle pass replayed from CUDA graphs
-# (fslib.captured_oracle) took 13.9 ms in the same benchmark (surgery_overhead-cuda-large.json, 2026-11-27; 5
+# (fslib.engine.captured_oracle) took 13.9 ms in the same benchmark (surgery_overhead-cuda-large.json, 2026-11-27; 5
 # examples padded to 32-token buckets, ~300 tokens): 11 ms fixed. XLM-R base has no H100 measurement: half the
 # layers of large at a smaller width, so half the per-pass times and 0.3x the per-token time (extrapolated).
 SHAPES: dict[str, Shape] = {
@@ -261,7 +261,7 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
             passes = get_surgeon(c.surgeon).oracle_passes(c.alpha, len(oracles)) * applications
             cost.passes["oracle passes"] += passes
             if shape:
-                captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.captured_oracle
+                captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.engine.captured_oracle
                 mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision, captured)
                                    for lang in oracles)
                 cost.seconds["oracle passes"] += passes * mean_seconds / len(oracles)
@@ -355,7 +355,7 @@ def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
         lines.append(f"  {stage:<28} {hours}  {', '.join(what)}")
     if cost.timed:
         lines.append(f"  {'total':<28} {gpu_hours(cost):9.1f} h  GPU-hours on one H100 (an estimate: per-pass times "
-                     f"measured for xlm-roberta-large, extrapolated for base and for fp32; see fslib.cost)")
+                     f"measured for xlm-roberta-large, extrapolated for base and for fp32; see fslib.batch.cost)")
     else:
         lines.append("  no GPU-hour estimate: some run's model is neither xlm-roberta-large nor -base (timed shapes)")
     if grid.per_co_training_run:
@@ -365,7 +365,7 @@ def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
                      f"{p['dev evaluations']:,.0f} dev evaluations")
     if grid.estimated_sizes:
         lines.append(f"  data sizes of {', '.join(sorted(grid.estimated_sizes))} from XTREME's published sizes "
-                     f"(the data files are not there; fslib.cost.XTREME_SIZES)")
+                     f"(the data files are not there; fslib.batch.cost.XTREME_SIZES)")
     return "\n".join(lines)
 
 

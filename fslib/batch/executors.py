@@ -1,13 +1,13 @@
-"""Executors run a stage of a batch: a list of jobs (see fslib.worker.execute), each in a process of its own.
+"""Executors run a stage of a batch: a list of jobs (see fslib.batch.worker.execute), each in a process of its own.
 
 - `LocalExecutor(jobs=N)`: N worker subprocesses on this machine, each running one job after another (its runs'
-  notebooks in one kernel: fslib.worker.serve); with GPUs, each worker is pinned to one (CUDA_VISIBLE_DEVICES),
+  notebooks in one kernel: fslib.batch.worker.serve); with GPUs, each worker is pinned to one (CUDA_VISIBLE_DEVICES),
   round-robin. Stopping the batch stops the running jobs (their runs leave no rows), and a batch that dies takes
   its jobs with it (see LocalExecutor).
-- `fslib.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
+- `fslib.batch.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
 
 Every executor follows the `Executor` protocol and is registered in `EXECUTORS` under the name `fslib batch
---executor` takes. Each job in flight leaves a running marker beside its log (fslib.ledger.mark_running, with
+--executor` takes. Each job in flight leaves a running marker beside its log (fslib.store.ledger.mark_running, with
 {"executor": name, ...}); `job_alive` asks that executor whether the job still lives, for `fslib status`.
 """
 
@@ -87,9 +87,10 @@ class LocalExecutor:
     `run_jobs` call (`python -m fslib.batch.worker --serve`: a job in, one reply out, through its stdin and stdout); a
     worker that dies is replaced for the next job. Workers are children of the batch, in its process group (a
     Ctrl-C or a hang-up of the terminal reaches them too), and each asks to be sent SIGTERM when the batch dies,
-    however it dies (fslib.worker); a worker that stops takes its kernel with it (fslib.worker, and the kernel's
+    however it dies (fslib.batch.worker); a worker that stops takes its kernel with it (fslib.batch.worker, and the
+    kernel's
     own watch on its parent). A job's running marker names its worker by host, pid and start time
-    (fslib.processes.identity), and the batch rewrites it every HEARTBEAT_SECONDS: on another host only a recent
+    (fslib.batch.processes.identity), and the batch rewrites it every HEARTBEAT_SECONDS: on another host only a recent
     heartbeat counts as alive."""
 
     name = "local"

@@ -14,7 +14,7 @@
         label: gradient-single          # optional: the method's name in the results (script study)
         target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
         config: {alpha: 0.1}            # optional: RunConfig fields for this grid only
-    cluster: {...}            # optional: Slurm settings (see fslib.executors)
+    cluster: {...}            # optional: Slurm settings (see fslib.batch.executors)
     x-anything: ...           # ignored: a place for YAML anchors that grids merge (`- {<<: *main, seeds: [1]}`)
 
 Everything is checked on load, before any run starts; an error names the file, the key and the valid values.

@@ -1,7 +1,7 @@
 """`fslib batch`: expand parameter files into runs, skip what is done, train the shared source models first, run
 the rest through an executor, record failures and go on, then build the reports.
 
-A run is done when its folder holds results.csv and a config.json with the same config hash (fslib.ledger reads
+A run is done when its folder holds results.csv and a config.json with the same config hash (fslib.store.ledger reads
 and writes that state); so a batch that was interrupted (or edited) and started again runs exactly the missing
 (or changed) runs.
 """
@@ -137,7 +137,7 @@ def output_folders(param_files: list[Path | str]) -> list[Path]:
 def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jobs: int = 1, dry_run: bool = False,
               reports: bool = True) -> int:
     """Run every missing run of the parameter files; returns the exit status (1 if any run failed). Holds the lock
-    of every output folder it writes (fslib.processes.hold_output_folders): a second batch on one of them raises
+    of every output folder it writes (fslib.batch.processes.hold_output_folders): a second batch on one of them raises
     OutputFolderBusy, naming the first; a dry run reads only and takes no lock."""
     if dry_run:
         return _run_batch(param_files, executor_name=executor_name, jobs=jobs, dry_run=True, reports=reports)

@@ -1,12 +1,12 @@
 """Checks before training: every data file the runs of a batch will read is opened and read through the same
 readers the runs use, before the first training step, and every problem is listed at once.
 
-For each run still to do, the splits it reads (fslib.methods: source model, shots, dev sets for selection and
+For each run still to do, the splits it reads (fslib.engine.methods: source model, shots, dev sets for selection and
 curves, test sets) are mapped to what they come from:
 - source "xtreme": the files of the XTREME layout; each is read to the end, so a missing file, a test file whose
   labels XTREME's download script stripped, or a malformed line is found now and named with its line;
 - source "ud": the chosen treebank's .conllu files (missing splits carved as the runs carve them);
-- source "hub": languages google/xtreme does not have (fslib.languages.HUB_MISSING and the udpos, TyDiQA and
+- source "hub": languages google/xtreme does not have (fslib.core.languages.HUB_MISSING and the udpos, TyDiQA and
   XNLI language lists) without the network; whether the configs exist on the hub is asked once, when the hub
   can be reached, and skipped with a note offline (HF_HUB_OFFLINE=1) or when it cannot be reached.
 Then there must be enough examples for K shots (K per class for XNLI).
@@ -46,7 +46,7 @@ class Need:
 
 
 def needs(config: RunConfig) -> list[Need]:
-    """The splits `config` reads, as its method reads them (fslib.methods, fslib.stages)."""
+    """The splits `config` reads, as its method reads them (fslib.engine.methods, fslib.engine.stages)."""
     from fslib.data import shot_split
 
     c = config.resolved()
@@ -129,7 +129,7 @@ class _Reader:
 
         if not config.data_dir:
             raise DataError("source='xtreme' needs data_dir: the download/ folder of google-research/xtreme's "
-                            "download_data.sh (or a folder written by fslib.mini.generate)")
+                            "download_data.sh (or a folder written by fslib.prepare.mini.generate)")
         # TyDiQA: the official dev file is the test split; train and dev splits come from the train file
         file_split = ("dev" if split == "test" else "train") if config.task == "tydiqa" else split
         return self._xtreme_file(config.task, xtreme_path(config.data_dir, config.task, lang, file_split))

@@ -23,7 +23,7 @@ this executor, never submitit for `local`), so neither silently becomes the othe
 
 Timeouts and preemption: each job is a `ResumableJob`, which submitit requeues (the same call) when Slurm signals
 a preemption or the coming time limit (at most 3 times for timeouts); the requeued run resumes from its last epoch
-checkpoint (fslib.checkpoint), so `timeout_min` needs to cover one epoch, not the whole run.
+checkpoint (fslib.engine.checkpoint), so `timeout_min` needs to cover one epoch, not the whole run.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def submitit_parameters(cluster: dict) -> dict:
 
 
 class ResumableJob(Checkpointable):
-    """The callable each Slurm job runs: `fslib.worker.execute(job)`. Being Checkpointable, its `checkpoint`
+    """The callable each Slurm job runs: `fslib.batch.worker.execute(job)`. Being Checkpointable, its `checkpoint`
     returns a resubmission of the same call, which submitit requeues on a timeout or preemption; the run then
     continues from its epoch checkpoint."""
 

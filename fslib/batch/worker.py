@@ -1,14 +1,14 @@
 """The jobs of a batch, run in processes of their own: a source-training, or a run executed as a papermill run of
 its task notebook into its run folder. A Slurm job runs one job (`python -m fslib.batch.worker JOB`, through
 `execute`); a local batch's worker runs one job after another (`python -m fslib.batch.worker --serve`, see `serve`), its
-runs' notebooks in one kernel (fslib.execution.KernelSession).
+runs' notebooks in one kernel (fslib.core.execution.KernelSession).
 
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
 leaves result rows of its own: the notebook writes them atomically once training and evaluation are done, and a
-failure of any later cell puts back the results it replaced (fslib.ledger.discard_results).
+failure of any later cell puts back the results it replaced (fslib.store.ledger.discard_results).
 
 Started by the local executor, a worker dies with its batch: it asks for SIGTERM when the batch dies
-(FSLIB_BATCH_PID, fslib.processes.die_with_parent), and SIGTERM, SIGHUP or SIGINT stop it like a failure (its
+(FSLIB_BATCH_PID, fslib.batch.processes.die_with_parent), and SIGTERM, SIGHUP or SIGINT stop it like a failure (its
 kernel shut down, FAILED.json written), with SIGALRM's default action to end it if that takes over
 STOP_GRACE_SECONDS. A kernel whose worker is gone shuts itself down within a second (ipykernel watches its
 parent: JPY_PARENT_PID).
@@ -81,7 +81,7 @@ def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log:
     folder.mkdir(parents=True, exist_ok=True)
     clear_failure(folder)
     notebook = folder / f"{config.task}.ipynb"
-    os.environ.setdefault("FSLIB_PROGRESS", "text")  # inherited by the kernel: see fslib.progress
+    os.environ.setdefault("FSLIB_PROGRESS", "text")  # inherited by the kernel: see fslib.core.progress
     os.environ.setdefault("TQDM_MININTERVAL", "20")
     started = time.time()
     try:

@@ -1,5 +1,6 @@
-"""Executing a notebook of the kit with papermill: the task notebooks (one per run, by fslib.worker) and the
-analysis notebooks (the reports, by fslib.reports). A `KernelSession` executes notebooks one after another in one
+"""Executing a notebook of the kit with papermill: the task notebooks (one per run, by fslib.batch.worker) and the
+analysis notebooks (the reports, by fslib.analysis.reports). A `KernelSession` executes notebooks one after another
+in one
 kernel (a local batch's workers, a report build's threads: a fresh kernel's imports of torch and transformers
 cost more than a small run's training); `execute_notebook` executes one in a kernel of its own.
 
@@ -296,7 +297,7 @@ class KernelSession:
         self.executed = 0
 
     def execute_notebook(self, name: str, executed: Path, parameters: dict) -> Path:
-        """`fslib.execution.execute_notebook`, in this session's kernel."""
+        """`fslib.core.execution.execute_notebook`, in this session's kernel."""
         import papermill
 
         try:

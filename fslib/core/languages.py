@@ -79,7 +79,7 @@ Yoruba | yo | Arabic | Niger-Congo
 Mandarin | zh | Chinese | Ideograms
 """)
 
-# The offline benchmark's synthetic languages (fslib.mini): systematic transforms of English, two word orders
+# The offline benchmark's synthetic languages (fslib.prepare.mini): systematic transforms of English, two word orders
 # ("families") crossed with three scripts. Same-script languages share surface forms; Latin ones share them
 # with English too.
 MINI_LANGUAGES: dict[str, Language] = _table("""

@@ -88,7 +88,7 @@ def _read_file_split(task: str, lang: str, file_split: str, source: str, data_di
         return load_hub_split(task, lang, file_split)
     if data_dir is None:
         raise DataError("source='xtreme' needs data_dir: the download/ folder of google-research/xtreme's "
-                        "download_data.sh (or a folder written by fslib.mini.generate)")
+                        "download_data.sh (or a folder written by fslib.prepare.mini.generate)")
     return _read_xtreme_split(task, lang, file_split, data_dir)
 
 
@@ -115,8 +115,8 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
 
     source: "xtreme" (the on-disk layout of google-research/xtreme under `data_dir`), "hub" (google/xtreme), or
         "ud" (POS only: a folder of Universal Dependencies treebanks as UD releases lay them out, any language;
-        see fslib.data.ud for the choice of treebank and the carving of missing splits).
-    treebank: source="ud" only: which treebank of `lang` (e.g. "PUD"); None: the default of fslib.data.ud.
+        see fslib.formats.ud for the choice of treebank and the carving of missing splits).
+    treebank: source="ud" only: which treebank of `lang` (e.g. "PUD"); None: the default of fslib.formats.ud.
     k, seed: for the dev split of a few-shot target, the shots to leave out (needed for TyDiQA targets, whose dev
     split is carved from train; optional for XNLI targets, whose shots come from dev).
     hold_out_source_dev: False gives English TyDiQA its whole train file as train, and no dev split (the authors'

@@ -1,7 +1,8 @@
 """Epoch checkpoints, so that a killed run (a kill, a crash, a Slurm timeout or preemption) resumes from its last
 finished epoch and ends as an uninterrupted run would (bitwise on the CPU); and saving a run's trained model.
 
-A checkpoint folder belongs to one `fslib.training.train` call. It holds `state.pt`, overwritten at every epoch end
+A checkpoint folder belongs to one `fslib.engine.training.train` call. It holds `state.pt`, overwritten at every
+epoch end
 but the last: the weights, the optimiser, the schedule, the gradient scaler, every random generator the loop draws
 from (torch's, CUDA's, Python's `random`, the data order's, the surgery's), the outcome so far (steps, selection,
 training and surgery logs) and what the caller records alongside (its rows). With `select: best` the best weights so

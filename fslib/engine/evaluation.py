@@ -64,7 +64,7 @@ def score(task: Task, examples: Dataset, predicted: list) -> dict[str, float]:
 
 def prediction_records(task: Task, examples: Dataset, predicted: list) -> list[dict]:
     """Gold and predicted side by side, one dict per example: what the task notebooks' views read
-    (fslib.task_views)."""
+    (fslib.analysis.task_views)."""
     columns = {"tagging": ["lang", "tokens", "tags"], "qa": ["lang", "id", "question", "answers"],
                "classification": ["lang", "label"]}[task.kind]
     values = examples.select_columns(columns).to_dict()  # one conversion, not one per row

@@ -9,7 +9,7 @@ of one micro-batch):
 - before the backward, it points the gradients back into the flat buffer when `zero_grad` released them;
 - after the backward, on the last micro-batch of an optimiser step (`accelerator.sync_gradients`, which the loop
   sets before calling `training_step`), it applies the surgery: after the whole accumulated gradient, before
-  clipping and the step - the same place as the kit's own loop (`fslib.training.optimisation_step`). With
+  clipping and the step - the same place as the kit's own loop (`fslib.engine.training.optimisation_step`). With
   `surgery_granularity="micro_batch"` it applies it after every micro-batch, as the authors' code does.
 
 The oracle loss goes through `compute_loss` (so a custom loss applies to it too) and its backward through

@@ -1,5 +1,5 @@
 """Models: loading any `AutoModel` checkpoint with the task's head (the offline benchmark's tiny XLM-R is built in
-fslib.mini.model)."""
+fslib.prepare.mini.model)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """One call runs one experiment: `run_experiment(RunConfig(...))` trains what the method trains, evaluates every
-language, and writes the run's folder (through fslib.ledger: config.json, extra tables and results.csv as one set,
+language, and writes the run's folder (through fslib.store.ledger: config.json, extra tables and results.csv as one set,
 its manifest last; a rerun replaces the old set only once the new one is complete)."""
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class Experiment:
         self.rows: list[Row] = []
         self.tables: dict[str, pd.DataFrame] = {}  # extra per-run tables (surgery log, gradient similarity)
         self.predictions: list[dict] = []  # of the final test evaluation, for the task notebooks' views
-        self.training_rows: list[dict] = []  # the training log of every stage (fslib.tracking)
+        self.training_rows: list[dict] = []  # the training log of every stage (fslib.engine.tracking)
         self._source_tracked = False
         self._tensorboard: TensorBoardLog | None = None
         self._oracle_generator: torch.Generator | None = None  # draws the source's oracle batches

@@ -1,6 +1,6 @@
 """A plain PCGrad step written the usual way (clone and concatenate the gradients, a deep copy of the model for
 the oracle gradient, a Python `if` on the dot product). The kit does not train with it: the tests check
-`fslib.surgery` against it step by step, and bench/surgery_overhead.py times the two side by side."""
+`fslib.engine.surgery` against it step by step, and bench/surgery_overhead.py times the two side by side."""
 
 from __future__ import annotations
 

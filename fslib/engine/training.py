@@ -5,7 +5,7 @@ gradient clipping, length-grouped (or plain random) batches with dynamic padding
 (fp16 with a gradient scaler, for GPUs without bf16), an evaluation callback after every epoch (or every N
 optimiser steps) that may select the best checkpoint, and optional stochastic gradient surgery between the
 backward pass and the clipping, and a checkpoint at every epoch end from which a killed run resumes
-(fslib.checkpoint). Read it top to bottom: `train` is the whole story.
+(fslib.engine.checkpoint). Read it top to bottom: `train` is the whole story.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class TrainOutcome:
     selected_step: int = 0  # the optimiser step after which those weights were taken
     surgery_log: list[dict] = field(default_factory=list)  # surgery statistics, one entry per epoch
     steps: int = 0
-    training_log: list[dict] = field(default_factory=list)  # loss and learning rate (fslib.tracking)
+    training_log: list[dict] = field(default_factory=list)  # loss and learning rate (fslib.engine.tracking)
 
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -160,7 +160,7 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     surgery: builds the stochastic gradient surgery from the model's flat gradients (co-training only).
     The mean loss and the learning rate of every `log_every` steps and of every epoch go to
     `outcome.training_log` (stage = `description`); `on_log` sees each entry, and the surgery statistics, as
-    they come (fslib.tracking.TensorBoardLog is one).
+    they come (fslib.engine.tracking.TensorBoardLog is one).
     checkpoint: saved at every epoch end but the last; when it holds a state, training resumes after that epoch
     (the caller's rows of the epochs done come back through its extra state, not from `on_evaluate` again).
     on_final_weights(model) sees the model after the last step, before `select: best` restores the best weights.

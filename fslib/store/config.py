@@ -4,7 +4,7 @@ A run is one task, method, K and seed over a set of languages. Hyper-parameters 
 defaults from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says
 what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
 not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
-(source models notice such changes by themselves, see fslib.ledger.source_model_folder). Paths in it (data_dir, a
+(source models notice such changes by themselves, see fslib.store.ledger.source_model_folder). Paths in it (data_dir, a
 local model folder) count relative to `output_dir` (`portable_path`), so that moving or copying a checkout with its
 outputs and data, or another mount path on cluster nodes, keeps every finished run done. The hash is part of a run's
 folder (`run_dir`), so runs that compute different things never share one.
@@ -47,7 +47,7 @@ class RunConfig:
     source: str = "xtreme"  # "xtreme" (on-disk layout under data_dir), "hub", or "ud" (POS: UD treebanks)
     data_dir: str | None = None
     # source "ud": the treebank of a language with several, e.g. {"en": "PUD"}; a language not named takes the
-    # default of fslib.data.ud (a treebank with a train file, then the largest)
+    # default of fslib.formats.ud (a treebank with a train file, then the largest)
     ud_treebanks: dict[str, str] | None = None
     languages: list[str] | None = None  # evaluated languages incl. the source; None: all of the task's
     target_langs: list[str] | None = None  # targets whose shots are trained on; None: all but the source
@@ -93,14 +93,14 @@ class RunConfig:
     precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     cuda_graphs: bool = True  # on CUDA (bf16/fp32), replay the surgery's oracle pass from CUDA graphs (faster)
-    tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.tracking)
+    tensorboard: bool = False  # also write TensorBoard event files to the run's tensorboard/ (fslib.engine.tracking)
     # the trained model, saved (save_pretrained, with the tokenizer) in the run's model/ folder: "best" (the
     # selected checkpoint, which the test rows measure) or "last" (the final weights). Default "none": a grid of
     # hundreds of XLM-R large runs would fill terabytes (2.2 GB a model)
     save_model: str = "none"
     # co-training and source-training write a checkpoint at every epoch end but the last (one file, overwritten;
     # XLM-R large: ~7 GB), so that a killed run resumes from its last finished epoch with the same result
-    # (fslib.checkpoint)
+    # (fslib.engine.checkpoint)
     checkpoint_every_epoch: bool = True
     progress: bool = True
     notes: str = ""
@@ -145,7 +145,7 @@ class RunConfig:
             alpha=given(self.alpha, task.alpha))
 
     def treebank(self, lang: str) -> str | None:
-        """source "ud": the treebank chosen for `lang` (None: fslib.data.ud's default)."""
+        """source "ud": the treebank chosen for `lang` (None: fslib.formats.ud's default)."""
         return (self.ud_treebanks or {}).get(lang)
 
     @property
@@ -283,7 +283,7 @@ def run_subpath(config: RunConfig) -> Path:
 
 
 def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
-    """The hyper-parameters of one training stage (fslib.training.StageSettings' fields): target-adapting uses
+    """The hyper-parameters of one training stage (fslib.engine.training.StageSettings' fields): target-adapting uses
     batch K, no accumulation, `target_epochs`, selection per epoch and warm-up by ratio only (a K-shot stage has
     fewer steps than a fixed warm-up); source-training and co-training the others."""
     c = config.resolved()

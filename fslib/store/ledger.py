@@ -1,6 +1,6 @@
 """The state of run folders and source-model folders on disk, and the only code that writes it.
 
-A run folder (`fslib.config.run_dir`: `runs/<task>/<label>/k<K>/seed<S>[/<targets>]/<model>-<config hash>`) holds:
+A run folder (`fslib.store.config.run_dir`: `runs/<task>/<label>/k<K>/seed<S>[/<targets>]/<model>-<config hash>`) holds:
 
     config.json             the run's RunConfig
     <table>.csv             extra tables (surgery.csv, gradient_similarity.csv, training.csv)
@@ -47,7 +47,7 @@ from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir,
 from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, read_manifest, results_problem
 
 FAILED_FILE = "FAILED.json"
-TIMINGS_FILE = "timings.json"  # seconds per phase of a run or a source training (fslib.timing)
+TIMINGS_FILE = "timings.json"  # seconds per phase of a run or a source training (fslib.core.timing)
 PREDICTIONS_FILE = "predictions.jsonl.gz"
 RUN_LOG = "worker.log"
 SOURCE_RECORD = "source_training.json"
@@ -58,7 +58,7 @@ PREVIOUS = ".{}.previous"  # a file of the set the last write replaced, kept unt
 # ---- jobs and their outcomes ------------------------------------------------------------------------------
 @dataclass
 class Job:
-    """One unit of work of a batch, run by an executor in a process of its own (see fslib.worker.execute)."""
+    """One unit of work of a batch, run by an executor in a process of its own (see fslib.batch.worker.execute)."""
 
     kind: str  # "source" | "run"
     config: dict  # RunConfig fields
@@ -178,7 +178,7 @@ def corruption(folder: Path) -> str | None:
     """What is wrong with the result files of `folder`, naming the file; None when they are whole. With a
     manifest: every file it lists has its size and checksum (predictions: size only, they can be large) and the
     rows their count; without (runs written before manifests): results.csv is text with a header and whole
-    rows (fslib.results.results_problem)."""
+    rows (fslib.store.results.results_problem)."""
     try:
         manifest = read_manifest(folder)
     except ValueError as error:
@@ -198,7 +198,7 @@ def corruption(folder: Path) -> str | None:
 
 
 def write_timings(folder: Path, timings: dict[str, float]) -> None:
-    """Where a run's or a source training's time went (seconds per phase, fslib.timing)."""
+    """Where a run's or a source training's time went (seconds per phase, fslib.core.timing)."""
     (folder / TIMINGS_FILE).write_text(json.dumps(timings, indent=1) + "\n")
 
 
@@ -279,7 +279,7 @@ def clear_failure(folder: Path) -> None:
 # ---- status ----------------------------------------------------------------------------------------------------
 def run_status(config: RunConfig, is_alive: Callable[[dict], bool]) -> str:
     """done | running | failed | pending | changed | corrupt. `is_alive(marker record)` tells whether the job
-    that left a running marker still lives (fslib.executors.job_alive asks the executor that wrote it)."""
+    that left a running marker still lives (fslib.batch.executors.job_alive asks the executor that wrote it)."""
     folder = run_dir(config)
     marker = running_record(folder / RUN_LOG)
     if marker is not None and is_alive(marker):

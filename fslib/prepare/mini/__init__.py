@@ -1,7 +1,7 @@
 """The offline mini benchmark: a small, learnable, multilingual version of the four tasks, generated locally.
 
 `generate(data_dir, seed)` writes NER, POS, TyDiQA-GoldP and XNLI data for English and six synthetic languages
-(fslib.languages.MINI_LANGUAGES: two word orders crossed with three scripts, see fslib.mini.lexicon) into
+(fslib.core.languages.MINI_LANGUAGES: two word orders crossed with three scripts, see fslib.prepare.mini.lexicon) into
 `data_dir`, in the layout that google-research/xtreme's download_data.sh writes (data_dir plays its download/
 folder), so the same loader serves the demo, the tests and real data:
 

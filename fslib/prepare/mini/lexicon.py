@@ -3,7 +3,7 @@
 1. Vocabulary: every English word gets a deterministic pseudo-word per family (SVO: qa, qc, qe; SOV: qb, qd, qf),
    built from syllables drawn with a hash of the word, so the languages of a family share stems; each language
    then shifts one vowel, so family members are related but not identical.
-2. Word order (fslib.mini.syntax): the SOV family puts the verb last and adjectives after nouns.
+2. Word order (fslib.prepare.mini.syntax): the SOV family puts the verb last and adjectives after nouns.
 3. Script: the result is transliterated letter by letter into Latin (identity), Cyrillic or Greek.
 
 Names (people, organisations, places, titles of works) are never translated, only transliterated: Latin-script
@@ -233,7 +233,7 @@ def translate(word: str, lang: str) -> str:
     try:
         latin = dictionary(lang)[word]
     except KeyError:
-        raise KeyError(f"{word!r} is not in the mini benchmark's vocabulary (fslib.mini.lexicon)") from None
+        raise KeyError(f"{word!r} is not in the mini benchmark's vocabulary (fslib.prepare.mini.lexicon)") from None
     return transliterate(latin, SCRIPT[lang])
 
 

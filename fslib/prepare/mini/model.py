@@ -4,7 +4,7 @@ The tiny model stands in for xlm-roberta-large where the hub cannot be reached: 
 Unigram model trained with the `tokenizers` library on the offline benchmark, its weights a randomly initialised
 small `XLMRobertaForMaskedLM` (the class the real checkpoints are saved as), and both are written with
 `save_pretrained`, so `AutoTokenizer.from_pretrained(out_dir)` and `AutoModelFor*.from_pretrained(out_dir)` load
-it exactly as they load the real model (fslib.models.load_model).
+it exactly as they load the real model (fslib.engine.models.load_model).
 """
 
 from __future__ import annotations
