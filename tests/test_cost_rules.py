@@ -48,3 +48,10 @@ def test_cost_prices_the_oracle_batches_the_engine_builds(tmp_path, task, oracle
     assert oracle_examples(config, lang) == expected
     shots = 5 * (3 if task == "xnli" else 1)
     assert (engine_rule(config, lang, shots) or shots) == expected
+
+
+def test_an_unknown_task_gets_no_reader(tmp_path):
+    from fslib.formats.xtreme import read_xtreme
+
+    with pytest.raises(ValueError, match="no XTREME reader for task 'pawsx'; known tasks: ner, pos, tydiqa, xnli"):
+        read_xtreme("pawsx", tmp_path / "train-en.tsv")

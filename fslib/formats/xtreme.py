@@ -140,4 +140,6 @@ def read_xtreme(task: str, path: Path) -> Iterator[dict]:
         return read_tagging(path, UPOS_LABELS)
     if task == "xnli":
         return read_xnli(path)
-    return read_tydiqa(path)
+    if task == "tydiqa":
+        return read_tydiqa(path)
+    raise ValueError(f"{path}: no XTREME reader for task {task!r}; known tasks: ner, pos, tydiqa, xnli")
