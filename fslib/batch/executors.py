@@ -87,9 +87,8 @@ class LocalExecutor:
     `run_jobs` call (`python -m fslib.batch.worker --serve`: a job in, one reply out, through its stdin and stdout); a
     worker that dies is replaced for the next job. Workers are children of the batch, in its process group (a
     Ctrl-C or a hang-up of the terminal reaches them too), and each asks to be sent SIGTERM when the batch dies,
-    however it dies (fslib.batch.worker); a worker that stops takes its kernel with it (fslib.batch.worker, and the
-    kernel's
-    own watch on its parent). A job's running marker names its worker by host, pid and start time
+    however it dies (fslib.batch.worker); a worker that stops takes its kernel with it (fslib.batch.worker, and
+    the kernel's own watch on its parent). A job's running marker names its worker by host, pid and start time
     (fslib.batch.processes.identity), and the batch rewrites it every HEARTBEAT_SECONDS: on another host only a recent
     heartbeat counts as alive."""
 
