@@ -233,9 +233,11 @@ def compare_methods(results: pd.DataFrame, task: str | None = None, k: int | Non
                     method: str = "gradient-co-train", baseline: str = "ord-FS", seed: int = 0) -> pd.DataFrame:
     """`method` against `baseline` on the test split (headline metric), one row per (task, K) - just one when
     both are given. Columns: task, k, method, baseline, delta (mean over target languages of the per-language
-    difference of means over seeds; the source language left out), ci_low, ci_high (95% hierarchical bootstrap
-    over languages and seeds), p_value (two-sided paired sign-flip permutation test over languages), n_langs,
-    n_seeds. The schemes are explained in `fslib.significance`. Zero-shot as a baseline is read at k=0."""
+    difference of means over seeds; the source language left out), ci_low, ci_high (95% t interval) and p_value
+    (two-sided) from the crossed languages x runs scheme of `fslib.significance` (a run's luck is shared by all its
+    languages; runs of the same seed are paired), n_langs, n_seeds, and the variance components it estimated
+    (var_lang, var_seed, var_resid, in squared points) with its Satterthwaite df. Zero-shot as a baseline is read
+    at k=0."""
     rows = headline_test_rows(results, task)
     tasks = [task] if task is not None else sorted(rows["task"].unique(), key=_task_rank)
     out = []
