@@ -135,7 +135,8 @@ def paired_test(differences: np.ndarray, level: float = LEVEL, missing_cells: in
                                                          np.where(only_resid, float(df_resid), df)))
         components = {"var_lang": (ms_lang - ms_resid) / n_seeds, "var_seed": (ms_seed - ms_resid) / n_langs,
                       "var_resid": ms_resid}
-    return {"delta": ms["mean"], **t_inference(ms["mean"], variance, df, level), **components, "df": df}
+    return {"delta": ms["mean"], **t_inference(ms["mean"], variance, df, level), **components, "df": df,
+            "se": np.sqrt(np.maximum(variance, 0.0))}
 
 
 def impute_additive(table: np.ndarray) -> tuple[np.ndarray, int]:
@@ -190,12 +191,13 @@ def unpaired_test(method: np.ndarray, baseline: np.ndarray, level: float = LEVEL
     variance, df = satterthwaite(terms) if terms else (np.nan, np.nan)
     var_lang = max(spread - resid_in_spread, 0.0) if n_langs > 1 else np.nan
     return {"delta": delta, **{key: float(value) for key, value in t_inference(delta, variance, df, level).items()},
-            "var_lang": var_lang, "var_seed": var_seed, "var_resid": var_resid, "df": float(df)}
+            "var_lang": var_lang, "var_seed": var_seed, "var_resid": var_resid, "df": float(df),
+            "se": float(np.sqrt(max(variance, 0.0)))}
 
 
 def compare_pair(method_rows: pd.DataFrame, baseline_rows: pd.DataFrame, source_lang: str = SOURCE_LANG,
                  seed: int = 0) -> dict:
-    """delta, ci_low, ci_high, p_value, n_langs, n_seeds, var_lang, var_seed, var_resid, df for the rows of two
+    """delta, ci_low, ci_high, p_value, n_langs, n_seeds, var_lang, var_seed, var_resid, df, se for the rows of two
     methods at one (task, K): the paired scheme when both ran the same seeds, else the unpaired one. `seed` is
     kept for callers of the former bootstrap; the scheme is deterministic."""
     method, baseline = language_seed_matrix(method_rows), language_seed_matrix(baseline_rows)
@@ -203,7 +205,7 @@ def compare_pair(method_rows: pd.DataFrame, baseline_rows: pd.DataFrame, source_
     out = {"n_langs": len(langs), "n_seeds": min(method.shape[1], baseline.shape[1]) if langs else 0}
     if not langs:
         return {**out, **{key: np.nan for key in ("delta", "ci_low", "ci_high", "p_value", "var_lang", "var_seed",
-                                                  "var_resid", "df")}}
+                                                  "var_resid", "df", "se")}}
     method, baseline = method.loc[langs], baseline.loc[langs]
     if list(method.columns) == list(baseline.columns):
         differences = _complete(method - baseline)
