@@ -19,6 +19,9 @@ interval and the two-sided p-value come from Student's t with them. For normal e
 test is exact when one component is absent and close to exact otherwise; `tests/test_calibration.py` checks the
 false-positive rate and the coverage by simulation, with as few as 3 seeds. With few seeds the degrees of freedom
 are few and the interval is wide: that is the honest price of a run effect that three runs can hardly estimate.
+With only 2 seeds the run variance rests on 1 degree of freedom and Satterthwaite's approximation runs a little
+liberal: in simulation (12 languages, run sd = residual sd) it rejected 10% of null datasets at 0.05. Use 3 seeds
+or more for verdicts.
 
 - Missing cells (a run that did not finish, a language not scored in one run): languages and seeds without any
   cell are dropped; the remaining holes are filled with the additive model's least-squares fitted value (Yates's
