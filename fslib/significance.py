@@ -84,6 +84,7 @@ def mean_squares(table: np.ndarray) -> dict[str, np.ndarray]:
 def satterthwaite(terms: list[tuple[np.ndarray, np.ndarray | float]]) -> tuple[np.ndarray, np.ndarray]:
     """A variance estimated as sum(c_i * MS_i), given as terms (c_i * MS_i, df_i): the sum and its Satterthwaite
     degrees of freedom (sum)^2 / sum((c_i * MS_i)^2 / df_i)."""
+    terms = [(np.asarray(value, dtype=float), np.asarray(df, dtype=float)) for value, df in terms]
     total = sum(value for value, _ in terms)
     with np.errstate(invalid="ignore", divide="ignore"):
         df = total ** 2 / sum(value ** 2 / df for value, df in terms)
@@ -101,7 +102,7 @@ def t_inference(delta: np.ndarray, variance: np.ndarray, df: np.ndarray, level: 
     with np.errstate(invalid="ignore", divide="ignore"):
         p = 2 * stats.t.sf(np.abs(delta) / np.where(exact, 1.0, se), safe_df)
     p = np.where(exact, np.where(delta == 0, 1.0, 0.0), p)
-    missing = np.isnan(delta) | np.isnan(variance) | np.isnan(df)
+    missing = np.isnan(delta) | np.isnan(variance) | (np.isnan(df) & ~exact)
     return {"ci_low": np.where(missing, np.nan, delta - half), "ci_high": np.where(missing, np.nan, delta + half),
             "p_value": np.where(missing, np.nan, p)}
 

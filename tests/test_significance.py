@@ -115,6 +115,14 @@ def test_zero_shot_baseline_is_read_at_k0(results):
     assert row["n_seeds"] == 1
 
 
+def test_unpaired_runs_without_any_variation_give_a_point_interval():
+    """One zero-shot run against two runs scoring the same: unpaired, every variance 0 (this divided 0 by 0)."""
+    scores = {"de": 50, "fr": 60}
+    results = frame(run_rows("zero-shot", 1, scores, k=0), *[run_rows("ord-FS", s, scores) for s in (1, 2)])
+    row = analysis.compare_methods(results, "ner", 5, "ord-FS", "zero-shot").iloc[0]
+    assert (row["delta"], row["ci_low"], row["ci_high"], row["p_value"]) == (0, 0, 0, 1)
+
+
 def test_unknown_method_is_named(results):
     with pytest.raises(ValueError, match="'co-FT'.*ord-FS"):
         analysis.compare_methods(results, "ner", 5, "co-FT")
