@@ -25,7 +25,7 @@ def batch(args: argparse.Namespace) -> int:
 
     _unwind_on_sigterm()
     return run_batch(args.params, executor_name=args.executor, jobs=args.jobs, dry_run=args.dry_run,
-                     reports=not args.no_reports)
+                     reports=not args.no_reports, pilot=getattr(args, "pilot", None))
 
 
 def status(args: argparse.Namespace) -> int:
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jobs", type=int, default=1, help="local: runs at a time (one GPU each where there are GPUs)")
     run.add_argument("--dry-run", action="store_true", help="print the runs, what is done and what is reused")
     run.add_argument("--no-reports", action="store_true", help="skip the analysis notebooks")
+    run.add_argument("--pilot", help="with --dry-run: an earlier results.csv whose variance components size the "
+                                     "power print (default: the paper's)")
     run.set_defaults(handler=batch)
     show = commands.add_parser("status", help="done, running, failed and pending runs of parameter files")
     show.add_argument("params", nargs="+")

@@ -96,6 +96,7 @@ def test_dry_run_lists_runs_done_and_reused(report_batch, capsys):
     assert "28 runs: 11 done, 17 pending" in out
     assert "source models: 1 to train, 2 reused" in out
     assert "[pending] ner-zero-shot-k0-seed3" in out
+    assert "power: " in out  # fslib.analysis.power: what the grid can detect (tests/test_power.py)
     assert not (root / "outputs/runs/ner/zero-shot/k0/seed3").exists()
 
 

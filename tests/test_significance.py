@@ -6,9 +6,10 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from fslib.analysis import tables as analysis
-from fslib.analysis.significance import holm, sign_flip_p_value
+from fslib.analysis.significance import holm, impute_additive, paired_test
 from fslib.store.results import COLUMNS
 
 
@@ -36,16 +37,31 @@ def results():
 
 
 def test_compare_methods_hand_computed(results):
+    """Differences (language x seed): de (0, 2), fr (2, 2), es (4, 2). Language means 1, 2, 3 -> MS_lang = 2;
+    seed means 2, 2 -> MS_seed = 0; residuals -1 1 / 0 0 / 1 -1 -> MS_resid = 4 / 2 = 2. Both components are
+    estimated as 0, so Var(delta) = MS_resid / 6 = 1/3 on (3-1)(2-1) = 2 df."""
     row = analysis.compare_methods(results, "ner", 5, "gradient-co-train", "ord-FS")
     assert len(row) == 1
     row = row.iloc[0]
     assert row["delta"] == pytest.approx(2.0)  # (1 + 2 + 3) / 3, English left out
     assert (row["n_langs"], row["n_seeds"]) == (3, 2)
-    # all three differences positive: of the 8 sign patterns only +++ and --- reach |mean| = 2
-    assert row["p_value"] == pytest.approx(2 / 8)
-    # every bootstrap replicate averages per-language differences (each a mean over drawn seeds), so the interval
-    # lies inside the range of seed-level differences and contains delta
-    assert -1.0 <= row["ci_low"] < 2.0 < row["ci_high"] <= 4.0
+    assert (row["var_lang"], row["var_seed"], row["var_resid"], row["df"]) == pytest.approx((0, 0, 2, 2))
+    se = (1 / 3) ** 0.5
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(2 / se, 2))
+    half = stats.t.ppf(0.975, 2) * se  # 4.303 * 0.577
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((2 - half, 2 + half))
+
+
+def test_run_effect_shared_by_languages_widens_the_interval():
+    """Seed 2 gains 4 points on every language, seed 1 none: MS_seed = 6 * 8 = 48 over 1 df, MS_lang and
+    MS_resid 0 -> Var(delta) = (0 + 48 - 0) / 12 = 4 (the run variance 8 over 2 runs) on 1 df."""
+    langs = {f"l{i}": 50 + i for i in range(6)}
+    results = frame(*[run_rows("ord-FS", s, langs) for s in (1, 2)],
+                    *[run_rows("gradient-co-train", s, {lang: v + 4 * (s - 1) for lang, v in langs.items()})
+                      for s in (1, 2)])
+    row = analysis.compare_methods(results, "ner", 5).iloc[0]
+    assert (row["delta"], row["var_seed"], row["var_lang"], row["df"]) == pytest.approx((2, 8, 0, 1))
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(2 / 2, 1))  # = 0.5: six languages, still one run apart
 
 
 def test_constant_difference_has_a_point_interval():
@@ -56,7 +72,18 @@ def test_constant_difference_has_a_point_interval():
     row = analysis.compare_methods(results, "ner", 5, "naive-co-train", "ord-FS").iloc[0]
     assert row["delta"] == pytest.approx(1.5)
     assert row["ci_low"] == pytest.approx(1.5) and row["ci_high"] == pytest.approx(1.5)
-    assert row["p_value"] == pytest.approx(2 / 16)  # 4 languages, all the same sign
+    assert row["p_value"] == 0.0  # no variation at all
+
+
+def test_missing_cell_is_filled_by_the_additive_model():
+    """An additive table with one hole: the filled value makes the table exactly additive, and the residual
+    degrees of freedom lose one."""
+    table = np.array([[1.0, 2.0, 4.0], [3.0, 4.0, 6.0], [0.0, np.nan, 3.0]])
+    filled, holes = impute_additive(table)
+    assert holes == 1 and filled[2, 1] == pytest.approx(1.0)
+    result = paired_test(filled + np.array([[0.5, -0.5, 0], [-0.5, 0.5, 0], [0, 0, 0]]), missing_cells=holes)
+    complete = paired_test(filled + np.array([[0.5, -0.5, 0], [-0.5, 0.5, 0], [0, 0, 0]]))
+    assert result["var_resid"] == pytest.approx(complete["var_resid"] * 4 / 3)
 
 
 def test_no_difference_is_not_significant():
@@ -76,7 +103,7 @@ def test_one_row_per_k_and_task_when_not_given(results):
     assert list(zip(table["task"], table["k"])) == [("ner", 5), ("pos", 1), ("pos", 5)]
     assert table.loc[1, "delta"] == pytest.approx(-0.5)  # de -1, fr 0
     assert list(table.columns) == ["task", "k", "method", "baseline", "delta", "ci_low", "ci_high", "p_value",
-                                   "n_langs", "n_seeds"]
+                                   "n_langs", "n_seeds", "var_lang", "var_seed", "var_resid", "df"]
 
 
 def test_zero_shot_baseline_is_read_at_k0(results):
@@ -87,16 +114,17 @@ def test_zero_shot_baseline_is_read_at_k0(results):
     assert row["n_seeds"] == 1
 
 
+def test_unpaired_runs_without_any_variation_give_a_point_interval():
+    """One zero-shot run against two runs scoring the same: unpaired, every variance 0 (this divided 0 by 0)."""
+    scores = {"de": 50, "fr": 60}
+    results = frame(run_rows("zero-shot", 1, scores, k=0), *[run_rows("ord-FS", s, scores) for s in (1, 2)])
+    row = analysis.compare_methods(results, "ner", 5, "ord-FS", "zero-shot").iloc[0]
+    assert (row["delta"], row["ci_low"], row["ci_high"], row["p_value"]) == (0, 0, 0, 1)
+
+
 def test_unknown_method_is_named(results):
     with pytest.raises(ValueError, match="'co-FT'.*ord-FS"):
         analysis.compare_methods(results, "ner", 5, "co-FT")
-
-
-def test_sign_flip_exact_and_monte_carlo():
-    assert sign_flip_p_value([1.0, -1.0]) == pytest.approx(1.0)
-    # 3 positive, 1 of 4 flipped: |mean| of [2, 2, 2, -2] is 1; patterns reaching >= 1: all with 3 or 4 equal signs
-    assert sign_flip_p_value([2.0, 2.0, 2.0, -2.0]) == pytest.approx(10 / 16)
-    assert sign_flip_p_value(np.ones(20)) < 1e-3  # beyond 16 languages: Monte Carlo, exact value 2/2^20
 
 
 def test_holm_hand_computed():
@@ -113,7 +141,7 @@ def test_main_comparisons_against_both_baselines(results):
     assert pairs == [("ord-FS", "naive-co-train"), ("ord-FS", "gradient-co-train"),
                      ("naive-co-train", "ord-FS"), ("naive-co-train", "gradient-co-train")]
     np.testing.assert_allclose(table["p_holm"], holm(table["p_value"]))
-    assert not table["significant"].any()  # 3 languages: p >= 1/4 at best
+    assert not table["significant"].any()
 
 
 def test_styled_comparisons_mark_what_survives_the_correction():
@@ -124,6 +152,8 @@ def test_styled_comparisons_mark_what_survives_the_correction():
                     *[run_rows("gradient-co-train", s, {lang: 53 + i + 0.1 * s for i, lang in enumerate(langs)})
                       for s in (1, 2)])
     table = analysis.main_comparisons(results)
-    assert table["significant"].tolist() == [True]  # 8 languages all gaining: p = 2/256
+    # 8 languages all gaining 3 + 0.1 * seed: only the run effect varies, se = sd of the 2 run means / sqrt(2)
+    # = 0.05 on 1 df -> 3.15 +- 12.706 * 0.05
+    assert table["significant"].tolist() == [True]
     html = style_comparisons(table).to_html()
-    assert re.search(r"\+3\.15 \[\+3\.1\d, \+3\.\d\d\]\*", html) and "font-weight: bold" in html
+    assert re.search(r"\+3\.15 \[\+2\.51, \+3\.79\]\*", html) and "font-weight: bold" in html

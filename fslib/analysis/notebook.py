@@ -40,11 +40,11 @@ def data_overview(config: RunConfig) -> pd.DataFrame:
         for split in SPLITS:
             try:
                 counts[split] = len(load_split(c.task, lang, split, source=c.source, data_dir=c.data_dir,
-                                               k=c.k or None, seed=c.seed, treebank=c.treebank(lang)))
+                                               k=c.k or None, seed=c.shots_seed, treebank=c.treebank(lang)))
             except DataError:
                 counts[split] = None  # e.g. XNLI targets have no train split
         if lang != SOURCE_LANG and lang in c.targets and c.k:
-            counts["shots"] = len(load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir,
+            counts["shots"] = len(load_shots(c.task, lang, c.k, c.shots_seed, source=c.source, data_dir=c.data_dir,
                                              treebank=c.treebank(lang)))
         meta = language(lang)
         rows.append({"lang": lang, "name": meta.name, "script": meta.script, "family": meta.family, **counts})
@@ -56,7 +56,7 @@ def shots_preview(config: RunConfig, langs: list[str] | None = None, n: int = 2)
     c = config.resolved()
     rows = []
     for lang in langs or c.targets:
-        shots = load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir,
+        shots = load_shots(c.task, lang, c.k, c.shots_seed, source=c.source, data_dir=c.data_dir,
                            treebank=c.treebank(lang))
         for row in shots.select(range(min(n, len(shots)))).to_list():
             if "tokens" in row:

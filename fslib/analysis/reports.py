@@ -404,9 +404,9 @@ def _headline_of(folder: Path, which: str) -> str:
         comparisons = pd.read_csv(folder / "significance.csv")
         if not comparisons.empty:
             parts.append(f"<h2>Differences to ord-FS and naive-co-train{html.escape(which)}</h2>"
-                         "<p>Δ over target languages with a 95% bootstrap interval; p from a paired sign-flip "
-                         "test over languages, Holm-corrected over the table; * and bold: significant at 0.05 "
-                         "after the correction.</p>"
+                         "<p>Δ over target languages with a 95% interval and p from a crossed languages × runs "
+                         "model (a run's luck is shared by its languages; fslib.analysis.significance), Holm-corrected "
+                         "over the table; * and bold: significant at 0.05 after the correction.</p>"
                          + style_comparisons(comparisons).to_html())
     return "".join(parts) or "<p>No headline table yet (no test results).</p>"
 

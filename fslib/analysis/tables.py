@@ -1,7 +1,7 @@
 """Tables of the analyses (docs/protocol.md): Table 1, the per-language tables, the language benefit (Tables 2 and 8)
 and the script study (Tables 9 and 10).
 
-Every function takes result rows (`fslib.results.load_results`) or the paper's figures
+Every function takes result rows (`fslib.store.results.load_results`) or the paper's figures
 (`fslib.analysis.reference.load_reference()`, converted on the fly to one seed on the test split), and scores each task
 on its headline metric (`fslib.core.tasks.get_task(task).metric`) of the test split. The overfitting curves
 (Figures 3 and 5) live in `fslib.analysis.curves` and the gradient-similarity heatmaps (Figure 1) in
@@ -235,9 +235,12 @@ def compare_methods(results: pd.DataFrame, task: str | None = None, k: int | Non
                     method: str = "gradient-co-train", baseline: str = "ord-FS", seed: int = 0) -> pd.DataFrame:
     """`method` against `baseline` on the test split (headline metric), one row per (task, K) - just one when
     both are given. Columns: task, k, method, baseline, delta (mean over target languages of the per-language
-    difference of means over seeds; the source language left out), ci_low, ci_high (95% hierarchical bootstrap
-    over languages and seeds), p_value (two-sided paired sign-flip permutation test over languages), n_langs,
-    n_seeds. The schemes are explained in `fslib.analysis.significance`. Zero-shot as a baseline is read at k=0."""
+    difference of means over seeds; the source language left out), ci_low, ci_high (95% t interval) and p_value
+    (two-sided) from the crossed languages x runs scheme of `fslib.analysis.significance` (a run's luck is shared by all
+    its
+    languages; runs of the same seed are paired), n_langs, n_seeds, and the variance components it estimated
+    (var_lang, var_seed, var_resid, in squared points) with its Satterthwaite df. Zero-shot as a baseline is read
+    at k=0."""
     rows = headline_test_rows(results, task)
     tasks = [task] if task is not None else sorted(rows["task"].unique(), key=_task_rank)
     out = []

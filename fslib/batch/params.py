@@ -10,6 +10,7 @@
         methods: [zero-shot, ord-FS, ord-FS+dev, co-FT, naive-co-train, gradient-co-train]
         k: [1, 5, 10]         # zero-shot always runs once per seed, at K=0
         seeds: [1, 2, 3, 4, 5]
+        shot_seeds: [11, 12]  # optional: draw the shots with these seeds, crossed with `seeds` (default: the seed)
         languages: all        # or a list; "all" is the task's XTREME-R list
         label: gradient-single          # optional: the method's name in the results (script study)
         target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
@@ -36,9 +37,9 @@ from fslib.store.config import RunConfig, field_names
 
 PREPARE = (None, "offline", "encoder")
 TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")
-GRID_KEYS = ("task", "methods", "k", "seeds", "languages", "label", "target_sets", "config")
+GRID_KEYS = ("task", "methods", "k", "seeds", "shot_seeds", "languages", "label", "target_sets", "config")
 # RunConfig fields that the grid itself sets; `defaults` and `config` may not.
-GRID_OWNED = ("task", "method", "k", "seed", "languages", "target_langs", "method_label")
+GRID_OWNED = ("task", "method", "k", "seed", "shot_seed", "languages", "target_langs", "method_label")
 
 
 class ParamsError(ValueError):
@@ -118,6 +119,7 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
                            values.get("source"))
     ks = _int_list(path, f"{where}.k", grid.get("k", [1, 5, 10]))
     seeds = _int_list(path, f"{where}.seeds", grid.get("seeds", [1, 2, 3, 4, 5]))
+    shot_seeds = _int_list(path, f"{where}.shot_seeds", grid["shot_seeds"]) if "shot_seeds" in grid else [None]
     target_sets = grid.get("target_sets")
     if target_sets is not None:
         if not isinstance(target_sets, list) or not all(isinstance(s, list) and s for s in target_sets):
@@ -126,12 +128,13 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
             _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"), values.get("source"))
     runs = []
     for method in methods if isinstance(methods, list) else [methods]:
-        for k, seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,
-                                                  target_sets or [None]):
+        for k, seed, shot_seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,
+                                                             shot_seeds, target_sets or [None]):
             # a run on a target set evaluates the source and those targets only
             run_languages = [SOURCE_LANG, *targets] if targets else languages
             try:
-                config = RunConfig(task=task, method=method, k=k, seed=seed, languages=run_languages,
+                config = RunConfig(task=task, method=method, k=k, seed=seed, shot_seed=shot_seed,
+                                   languages=run_languages,
                                    target_langs=targets, method_label=grid.get("label"), **values)
                 config.resolved()
             except (TypeError, ValueError) as error:

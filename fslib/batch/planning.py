@@ -135,17 +135,19 @@ def output_folders(param_files: list[Path | str]) -> list[Path]:
 
 
 def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jobs: int = 1, dry_run: bool = False,
-              reports: bool = True) -> int:
+              reports: bool = True, pilot: str | None = None) -> int:
     """Run every missing run of the parameter files; returns the exit status (1 if any run failed). Holds the lock
     of every output folder it writes (fslib.batch.processes.hold_output_folders): a second batch on one of them raises
     OutputFolderBusy, naming the first; a dry run reads only and takes no lock."""
     if dry_run:
-        return _run_batch(param_files, executor_name=executor_name, jobs=jobs, dry_run=True, reports=reports)
+        return _run_batch(param_files, executor_name=executor_name, jobs=jobs, dry_run=True, reports=reports,
+                          pilot=pilot)
     with hold_output_folders(output_folders(param_files)):
         return _run_batch(param_files, executor_name=executor_name, jobs=jobs, dry_run=False, reports=reports)
 
 
-def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, dry_run: bool, reports: bool) -> int:
+def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, dry_run: bool, reports: bool,
+               pilot: str | None = None) -> int:
     runs, batches = plan(param_files)
     sources, reused = source_jobs(runs)
     print(describe(runs, sources, reused))
@@ -157,6 +159,9 @@ def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, 
 
         print(dry_run_report(param_files, [run.config for run in runs],
                              [run.config for run in runs if run.status not in ("done", "running")]))
+        from fslib.analysis.power import power_report
+
+        print(power_report([run.config for run in runs], pilot))
         return 0 if data_ok else 2
     cluster = next((batch.cluster for batch in batches if batch.cluster), {})
     output_dir = Path(runs[0].config.output_dir) if runs else Path("outputs")

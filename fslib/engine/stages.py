@@ -97,11 +97,11 @@ class Experiment:
         if key not in self._examples:
             c = self.config
             if split == "shots":
-                data = load_shots(c.task, lang, c.k, c.seed, source=c.source, data_dir=c.data_dir,
+                data = load_shots(c.task, lang, c.k, c.shots_seed, source=c.source, data_dir=c.data_dir,
                                   treebank=c.treebank(lang))
             else:
                 data = load_split(c.task, lang, split, source=c.source, data_dir=c.data_dir,
-                                  k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.seed,
+                                  k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.shots_seed,
                                   hold_out_source_dev=c.hold_out_source_dev, treebank=c.treebank(lang))
                 cap = c.max_train_examples if split == "train" else c.max_eval_examples
                 if cap is not None and len(data) > cap:

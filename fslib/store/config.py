@@ -31,7 +31,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon")
+                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
               "checkpoint_every_epoch")
@@ -42,7 +42,7 @@ class RunConfig:
     task: str  # ner | pos | tydiqa | xnli
     method: str  # one of METHODS
     k: int  # shots per target language (per class for XNLI); 0 for zero-shot
-    seed: int  # the run's seed: shots, initialisation, data order, surgery draws
+    seed: int  # the run's seed: initialisation, data order, surgery draws, and the shots unless shot_seed is set
     model: str  # any AutoModel checkpoint: hub name or local folder
     source: str = "xtreme"  # "xtreme" (on-disk layout under data_dir), "hub", or "ud" (POS: UD treebanks)
     data_dir: str | None = None
@@ -104,6 +104,14 @@ class RunConfig:
     checkpoint_every_epoch: bool = True
     progress: bool = True
     notes: str = ""
+    # the seed of the K-shot draw, apart from the training randomness; None: the run's seed (runs made before this
+    # field keep their hash). A grid's `shot_seeds` axis sets it, so that shot-choice and training variance part
+    shot_seed: int | None = None
+
+    @property
+    def shots_seed(self) -> int:
+        """The seed that draws the K shots (and holds them out of a target's train split)."""
+        return self.seed if self.shot_seed is None else self.shot_seed
 
     def resolved(self) -> RunConfig:
         """A copy with every None hyper-parameter replaced by the task's default, validated."""
