@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fslib.containment import check_name, inside
 from fslib.languages import SOURCE_LANG
 from fslib.methods import METHODS
 from fslib.tasks import get_task
@@ -111,6 +112,7 @@ class RunConfig:
         if (self.k == 0) != (self.method == "zero-shot"):
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         check_values(self)
+        check_path_names(self)
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
                              "use selection: last with it (as the authors do)")
@@ -232,6 +234,17 @@ def check_values(config: RunConfig) -> None:
             raise ValueError(f"{name} must be true or false, not {getattr(config, name)!r}")
 
 
+def check_path_names(config: RunConfig) -> None:
+    """The fields that become folder names (fslib.containment): the label, languages, treebanks."""
+    check_name(config.label, "method_label (a grid's label)")
+    for name in ("languages", "target_langs", "curve_langs"):
+        for lang in getattr(config, name) or []:
+            check_name(lang, name)
+    for lang, treebank in (config.ud_treebanks or {}).items():
+        check_name(lang, "ud_treebanks")
+        check_name(treebank, f"ud_treebanks.{lang}")
+
+
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
@@ -266,7 +279,7 @@ def run_dir(config: RunConfig) -> Path:
     languages only for runs given `target_langs` (gradient-single and gradient-subset); the last part makes the
     folder unique to what the run computes (another model, an alpha or learning-rate ablation, another grid's
     `config:` each get their own)."""
-    return Path(config.output_dir) / "runs" / run_subpath(config)
+    return inside(Path(config.output_dir) / "runs", run_subpath(config), what=f"run {config.run_id}'s folder")
 
 
 def run_subpath(config: RunConfig) -> Path:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fslib.containment import files_named, inside, member
 from fslib.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.data import stable_seed
 from fslib.data.ud import ud_files
@@ -99,8 +100,8 @@ def clear_running(log: Path) -> None:
 def running_record(log: Path) -> dict | None:
     """The marker a job in flight left beside `log`, if any (it may be stale: ask the executor)."""
     try:
-        return json.loads(running_marker(log).read_text())
-    except (OSError, ValueError):
+        return json.loads(member(log.parent, running_marker(log).name).read_text())
+    except (OSError, ValueError, AttributeError):  # AttributeError: a marker that resolves outside its folder
         return None
 
 
@@ -151,9 +152,10 @@ def result_set(folder: Path) -> list[str]:
     except ValueError:  # unreadable: what an older kit wrote, and the manifest itself
         manifest = None
     if manifest is not None:
-        return [*manifest["files"], MANIFEST_FILE]
+        return [name for name in [*manifest["files"], MANIFEST_FILE] if member(folder, name)]
     return [path.name for path in [folder / CONFIG_FILE, *sorted(folder.glob("*.csv")), folder / PREDICTIONS_FILE,
-                                   folder / TIMINGS_FILE, folder / MANIFEST_FILE] if path.is_file()]
+                                   folder / TIMINGS_FILE, folder / MANIFEST_FILE] if member(folder, path.name)
+            and path.is_file()]
 
 
 def _commit(folder: Path, staged: dict[str, Path]) -> None:
@@ -183,9 +185,11 @@ def _keep_copy(path: Path, keep: Path) -> None:
 def read_manifest(folder: Path) -> dict | None:
     """The manifest of the finished run in `folder`; None where there is none; ValueError where it is unreadable."""
     path = folder / MANIFEST_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
+        if member(folder, MANIFEST_FILE) is None:
+            raise ValueError(f"resolves to {path.resolve()}, outside {folder}")
         manifest = json.loads(path.read_text())
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or \
                 not all(isinstance(entry, dict) for entry in manifest["files"].values()):
@@ -204,6 +208,10 @@ def corruption(folder: Path) -> str | None:
         manifest = read_manifest(folder)
     except ValueError as error:
         return str(error)
+    names = dict.fromkeys([*(manifest or {}).get("files", {}), RESULTS_FILE, CONFIG_FILE])
+    outside = [name for name in names if member(folder, name) is None]
+    if outside:  # never read: a crafted manifest or a symlink must not make the kit look outside the folder
+        return f"{folder / outside[0]}: not a file of {folder} (resolves outside it, or not a plain file name)"
     if manifest is None:
         return results_problem(folder / RESULTS_FILE)
     for name, expected in manifest["files"].items():
@@ -284,15 +292,15 @@ def record_failure(folder: Path, config: RunConfig, error: str, notebook: Path |
 def failure(folder: Path) -> dict | None:
     """The failure record of the run folder's last attempt, if it failed."""
     try:
-        record = json.loads((folder / FAILED_FILE).read_text())
-    except (OSError, ValueError):  # unreadable (cut, binary, a folder): no record, the run is retried
+        record = json.loads(member(folder, FAILED_FILE).read_text())
+    except (OSError, ValueError, AttributeError):  # unreadable (cut, binary, a folder, outside): none, retried
         return None
     return record if isinstance(record, dict) else None
 
 
 def clear_failure(folder: Path) -> None:
     path = folder / FAILED_FILE
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     path.unlink(missing_ok=True)
 
@@ -333,7 +341,7 @@ def legacy_run_folders(output_dir: Path | str) -> list[Path]:
     if not runs.is_dir():
         return []
     found = []
-    for results in runs.rglob(RESULTS_FILE):
+    for results in files_named(runs, RESULTS_FILE):
         folder = results.parent
         depth = len(folder.relative_to(runs).parts)
         if (depth == 4 and LEGACY_LEAF.fullmatch(folder.name)) or \
@@ -363,7 +371,7 @@ def migrate_runs(output_dir: Path | str) -> list[str]:
     for folder in legacy_run_folders(output_dir):
         try:
             config = RunConfig.load(folder / CONFIG_FILE)
-            target = output_dir / "runs" / run_subpath(config)
+            target = inside(output_dir / "runs", run_subpath(config), what=f"{folder / CONFIG_FILE}: its run folder")
         except (OSError, TypeError, ValueError) as error:
             done.append(f"kept {folder}: its config.json cannot be read ({error})")
             continue

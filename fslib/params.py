@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from fslib.config import RunConfig, field_names
+from fslib.containment import ContainmentError, check_name
 from fslib.data.xtreme import available_languages
 from fslib.languages import LANGUAGES, SOURCE_LANG
 from fslib.methods import METHODS
@@ -70,6 +71,13 @@ def _int_list(path: Path, where: str, value) -> list[int]:
     if not values or not all(isinstance(v, int) and v >= 1 for v in values):
         raise _fail(path, where, f"expected positive integers, got {value!r}")
     return values
+
+
+def _named(path: Path, where: str, value) -> str:
+    try:
+        return check_name(value, where)
+    except ContainmentError as error:
+        raise ParamsError(f"{path}: {error}") from None
 
 
 def _languages(path: Path, where: str, task: str, value, data_dir: str | None, source: str | None = None) -> list[str]:
@@ -124,6 +132,8 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
             raise _fail(path, f"{where}.target_sets", "expected a list of non-empty lists of language codes")
         for targets in target_sets:
             _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"), values.get("source"))
+    if grid.get("label") is not None:
+        _named(path, f"{where}.label", grid["label"])
     runs = []
     for method in methods if isinstance(methods, list) else [methods]:
         for k, seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fslib.containment import files_named, member
 from fslib.files import fingerprint
 
 CORE_COLUMNS = ["task", "method", "k", "seed", "lang", "split", "metric", "value"]
@@ -95,8 +96,7 @@ def load_results(path: Path | str, *, skip_unreadable: bool = False) -> pd.DataF
     if path.is_file():
         files = [path]
     else:
-        files = sorted(file for file in path.rglob(RESULTS_FILE)
-                       if not any(part.startswith(".") for part in file.relative_to(path).parts))
+        files = sorted(files_named(path, RESULTS_FILE))  # hidden and symlinked folders left out
     frames, problems = [], []
     for file in files:
         try:
@@ -121,8 +121,10 @@ def _read_results(file: Path) -> pd.DataFrame:
     """One results file, checked and completed to COLUMNS; ValueError naming the file where it cannot be."""
     rows = None
     manifest_path = file.parent / MANIFEST_FILE
-    if file.name == RESULTS_FILE and manifest_path.exists():
+    if file.name == RESULTS_FILE and (manifest_path.exists() or manifest_path.is_symlink()):
         try:
+            if member(file.parent, MANIFEST_FILE) is None:
+                raise ValueError(f"resolves to {manifest_path.resolve()}, outside {file.parent}")
             manifest = json.loads(manifest_path.read_text())
             recorded = manifest["files"][RESULTS_FILE]
             rows = manifest["rows"]
@@ -170,8 +172,8 @@ def _read_results(file: Path) -> pd.DataFrame:
 def _model_beside(file: Path) -> str:
     """The model of a results file written before rows had the column: its run's config.json says."""
     try:
-        model = json.loads((file.parent / CONFIG_FILE).read_text())["model"]
-    except (OSError, ValueError, KeyError, TypeError):
+        model = json.loads(member(file.parent, CONFIG_FILE).read_text())["model"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # AttributeError: resolves outside
         return UNKNOWN_MODEL
     from fslib.config import model_name
 
