@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fslib.containment import check_name, inside
+from fslib.field_limits import check_limits
 from fslib.languages import SOURCE_LANG
 from fslib.methods import METHODS
 from fslib.tasks import get_task
@@ -112,6 +113,7 @@ class RunConfig:
         if (self.k == 0) != (self.method == "zero-shot"):
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         check_values(self)
+        check_limits(self)
         check_path_names(self)
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "

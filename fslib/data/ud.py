@@ -37,6 +37,7 @@ from pathlib import Path
 import conllu
 
 from fslib.data.errors import DataError, file_error
+from fslib.data.text import utf8_text
 from fslib.data.seeds import stable_seed
 from fslib.tasks import SPLITS, UPOS_LABELS
 
@@ -144,7 +145,7 @@ def _check_line(path: Path, number: int, line: str) -> None:
 def _read_cached(path: str, stamp: tuple[int, int]) -> tuple[Sentence, ...]:
     path_ = Path(path)
     sentences, block, start = [], [], 1
-    with open(path_, encoding="utf-8") as lines:
+    with utf8_text(path_) as lines:
         numbered = list(enumerate(lines, 1)) + [(None, "\n")]  # a blank line closes the last sentence
     for number, raw in numbered:
         line = raw.rstrip("\r\n")
