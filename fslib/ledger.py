@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from fslib.containment import files_named, inside, member
+from fslib.content_keys import content_stamp
 from fslib.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.data import stable_seed
 from fslib.data.ud import ud_files
@@ -388,6 +389,7 @@ def migrate_runs(output_dir: Path | str) -> list[str]:
 
 # ---- source models ----------------------------------------------------------------------------------------------
 def _stamp(path: Path) -> str:
+    """How source-model keys counted a file before they counted its contents."""
     stat = path.stat()
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -395,17 +397,33 @@ def _stamp(path: Path) -> str:
 def source_model_folder(config: RunConfig) -> Path:
     """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
     data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
-    sizes and modification times, so regenerating them trains anew; a local model's path counts relative to
-    `output_dir`, so a checkout moved with its outputs keeps its source models."""
-    c = config.resolved()
-    stamps = []
+    contents (fslib.content_keys: checksums, cached), so regenerating them trains anew and any copy keeps its
+    source models; a local model's path counts relative to `output_dir`, so a moved checkout keeps them too. A
+    source model trained before keys counted contents (its key counted sizes and modification times) is used
+    while its files keep those."""
+    files = _source_files(config.resolved())
+    folder = _source_model_key_folder(config, [content_stamp(path) for path in files])
+    if source_model_done(folder):
+        return folder
+    before = _source_model_key_folder(config, [_stamp(path) for path in files])
+    return before if source_model_done(before) else folder
+
+
+def _source_files(c: RunConfig) -> list[Path]:
+    """The files a source model is trained from: the source language's data and a local model's files."""
+    files = []
     if c.source == "xtreme":
         splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
-        stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
+        files += [xtreme_path(c.data_dir, c.task, SOURCE_LANG, split) for split in splits]
     if c.source == "ud":
-        stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
+        files += list(ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG)))
     if Path(c.model).is_dir():
-        stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
+        files += [path for path in sorted(Path(c.model).iterdir()) if path.is_file()]
+    return files
+
+
+def _source_model_key_folder(config: RunConfig, stamps: list[str]) -> Path:
+    c = config.resolved()
     model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
     key = stable_seed(c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False),
                       sort_keys=True), c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev,

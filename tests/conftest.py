@@ -11,6 +11,7 @@ _CACHE = tempfile.mkdtemp(prefix="fslib-test-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # leave nothing in /tmp
 os.environ["HF_DATASETS_CACHE"] = _CACHE
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["FSLIB_CHECKSUM_CACHE"] = os.path.join(_CACHE, "checksums.json")  # not the user's cache
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import socket  # noqa: E402
