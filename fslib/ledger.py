@@ -39,9 +39,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fslib.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.containment import files_named, inside, member
 from fslib.content_keys import content_stamp
-from fslib.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.data import stable_seed
 from fslib.data.ud import ud_files
 from fslib.data.xtreme import xtreme_path
@@ -100,9 +100,10 @@ def clear_running(log: Path) -> None:
 
 def running_record(log: Path) -> dict | None:
     """The marker a job in flight left beside `log`, if any (it may be stale: ask the executor)."""
+    marker = member(log.parent, running_marker(log).name)  # None: it resolves outside its folder
     try:
-        return json.loads(member(log.parent, running_marker(log).name).read_text())
-    except (OSError, ValueError, AttributeError):  # AttributeError: a marker that resolves outside its folder
+        return json.loads(marker.read_text()) if marker else None
+    except (OSError, ValueError):
         return None
 
 
@@ -292,9 +293,10 @@ def record_failure(folder: Path, config: RunConfig, error: str, notebook: Path |
 
 def failure(folder: Path) -> dict | None:
     """The failure record of the run folder's last attempt, if it failed."""
+    path = member(folder, FAILED_FILE)  # None: it resolves outside the folder
     try:
-        record = json.loads(member(folder, FAILED_FILE).read_text())
-    except (OSError, ValueError, AttributeError):  # unreadable (cut, binary, a folder, outside): none, retried
+        record = json.loads(path.read_text()) if path else None
+    except (OSError, ValueError):  # unreadable (cut, binary, a folder): no record, the run is retried
         return None
     return record if isinstance(record, dict) else None
 

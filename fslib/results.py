@@ -171,9 +171,12 @@ def _read_results(file: Path) -> pd.DataFrame:
 
 def _model_beside(file: Path) -> str:
     """The model of a results file written before rows had the column: its run's config.json says."""
+    config = member(file.parent, CONFIG_FILE)  # None: it resolves outside the run's folder
+    if config is None:
+        return UNKNOWN_MODEL
     try:
-        model = json.loads(member(file.parent, CONFIG_FILE).read_text())["model"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # AttributeError: resolves outside
+        model = json.loads(config.read_text())["model"]
+    except (OSError, ValueError, KeyError, TypeError):
         return UNKNOWN_MODEL
     from fslib.config import model_name
 
