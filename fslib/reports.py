@@ -28,9 +28,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fslib.containment import files_named
 from fslib.execution import KernelSession, kill_kernels
 from fslib.files import write_atomic
-from fslib.containment import files_named
 from fslib.results import RESULTS_FILE
 from fslib.similarity import SIMILARITY_FILE
 from fslib.tracking import LOSS_FIGURE

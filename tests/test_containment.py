@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_run_store import GRID, finish, write_params
 
 import fslib.ledger
 from fslib.batch import plan
@@ -18,7 +19,6 @@ from fslib.files import fingerprint
 from fslib.ledger import MANIFEST_FILE, discard_results, run_status, write_run
 from fslib.params import ParamsError, load_params
 from fslib.results import load_results
-from test_run_store import GRID, finish, write_params
 
 
 def never_alive(marker: dict) -> bool:
@@ -133,7 +133,7 @@ def test_a_marker_or_failure_record_that_links_outside_is_not_read(finished, tmp
 
 
 def test_migrate_never_moves_a_legacy_run_outside_the_output_folder(finished, tmp_path, capsys):
-    config, folder = finished
+    _, folder = finished
     legacy = folder.parent  # runs/ner/<label>/k1/seed1: the layout before the config hash
     for path in folder.iterdir():
         if path.name != MANIFEST_FILE:

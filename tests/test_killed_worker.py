@@ -8,10 +8,11 @@ import signal
 import threading
 import time
 
+from test_batch_safety import planned  # noqa: F401 (a fixture)
+
 from fslib.config import run_dir
 from fslib.executors import LocalExecutor, job_alive
 from fslib.ledger import RUN_LOG, Job, failure, run_status
-from test_batch_safety import planned  # noqa: F401 (a fixture)
 
 
 def test_a_killed_worker_leaves_its_failure_record_before_the_batch_sees_the_outcome(planned):  # noqa: F811

@@ -5,10 +5,10 @@ import signal
 from pathlib import Path
 
 import pandas as pd
+from test_reports_robust import stand_ins, write_run  # noqa: F401 (a fixture)
 
 from fslib import analysis
 from fslib.cli import main
-from test_reports_robust import stand_ins, write_run  # noqa: F401 (a fixture)
 
 
 def spoil(runs: Path) -> list[Path]:
@@ -37,7 +37,7 @@ def test_the_report_loader_leaves_out_every_bad_file_and_names_each(tmp_path):
 
 def test_a_build_with_bad_runs_publishes_the_rest_names_every_bad_file_and_fails(stand_ins, monkeypatch,  # noqa: F811
                                                                                 capfd):
-    output, marks, env = stand_ins
+    output, _, env = stand_ins
     for key in ("FSLIB_NOTEBOOKS", "STAND_IN_MARKS"):
         monkeypatch.setenv(key, env[key])
     monkeypatch.setattr("fslib.execution.NOTEBOOKS", Path(env["FSLIB_NOTEBOOKS"]))

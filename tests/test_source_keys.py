@@ -9,7 +9,13 @@ from pathlib import Path
 
 import fslib.content_keys
 from fslib.config import RunConfig
-from fslib.ledger import SOURCE_RECORD, _source_files, _source_model_key_folder, _stamp, source_model_folder
+from fslib.ledger import (
+    SOURCE_RECORD,
+    _source_files,
+    _source_model_key_folder,
+    _stamp,
+    source_model_folder,
+)
 
 
 def checkout(root: Path, mini_dir: Path) -> RunConfig:

@@ -103,7 +103,7 @@ def test_data_files_that_are_not_utf8_name_the_file_and_line(tmp_path):
     with pytest.raises(DataError, match=rf"{tagging}:3: not UTF-8 text \(byte 0xe3\)"):
         list(read_tagging(tagging, NER_LABELS))
     pairs = tmp_path / "xnli.tsv"
-    pairs.write_bytes("a\tb\tneutral\n".encode() * 3 + "é\tb\tneutral\n".encode("latin-1"))
+    pairs.write_bytes(b"a\tb\tneutral\n" * 3 + "é\tb\tneutral\n".encode("latin-1"))
     with pytest.raises(DataError, match=rf"{pairs}:4: not UTF-8"):
         list(read_xnli(pairs))
     conllu = tmp_path / "ud" / "UD_German-GSD" / "de_gsd-ud-test.conllu"

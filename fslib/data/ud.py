@@ -37,8 +37,8 @@ from pathlib import Path
 import conllu
 
 from fslib.data.errors import DataError, file_error
-from fslib.data.text import utf8_text
 from fslib.data.seeds import stable_seed
+from fslib.data.text import utf8_text
 from fslib.tasks import SPLITS, UPOS_LABELS
 
 FOLDER = re.compile(r"^UD_(?P<language>[^-]+)-(?P<name>.+)$")
