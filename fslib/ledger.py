@@ -260,7 +260,7 @@ def discard_results(folder: Path, since: float | None = None) -> None:
         written = manifest.get("written", 0)
     else:  # a results.csv written otherwise (by hand, by an older kit): its modification time
         results = folder / RESULTS_FILE
-        written = results.stat().st_mtime if results.exists() else None
+        written = results.lstat().st_mtime if os.path.lexists(results) else None  # a symlink: not followed
     if written is None or (since is not None and written < since - 0.01):
         return
     if manifest is None:
