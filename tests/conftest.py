@@ -11,6 +11,7 @@ _CACHE = tempfile.mkdtemp(prefix="fslib-test-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # leave nothing in /tmp
 os.environ["HF_DATASETS_CACHE"] = _CACHE
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["FSLIB_CHECKSUM_CACHE"] = os.path.join(_CACHE, "checksums.json")  # not the user's cache
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import socket  # noqa: E402
@@ -79,6 +80,24 @@ def tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model)
+
+
+# ---- Slurm's commands faked, for tests that build a SlurmExecutor but must never reach a cluster ---------------
+SLURM_COMMANDS = ("srun", "sbatch", "squeue", "scontrol", "sinfo", "scancel", "sacct")
+
+
+@pytest.fixture
+def fake_slurm_commands(tmp_path_factory, monkeypatch) -> Path:
+    """Puts first on the PATH a folder whose Slurm commands each fail loudly (exit 97), so submitit accepts a
+    SlurmExecutor on a machine without Slurm (it only looks for `srun`), a real Slurm installed by
+    `make test-slurm` is never reached, and any submission the test did not expect fails."""
+    folder = tmp_path_factory.mktemp("fake-slurm-bin")
+    for command in SLURM_COMMANDS:
+        script = folder / command
+        script.write_text(f"#!/bin/sh\necho 'fake {command}: no Slurm in this test' >&2\nexit 97\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    return folder
 
 
 # ---- a real one-node Slurm cluster (scripts/slurm-test-cluster.sh), for the tests marked `slurm` ------------

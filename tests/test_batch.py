@@ -140,6 +140,8 @@ def test_interrupted_batch_resumes_with_only_the_missing_runs(mini_dir, tiny_mod
 
 def test_a_failing_run_is_recorded_and_the_others_go_on(mini_dir, tiny_model, tmp_path, capsys):
     good = small_grid(tmp_path, mini_dir, tiny_model, "good")
+    (tmp_path / "no-such-model").mkdir()  # a folder with a broken model in it (a missing one is refused at planning)
+    (tmp_path / "no-such-model" / "config.json").write_text("{")
     bad = write_params(tmp_path / "bad.yaml", mini_dir, tmp_path / "no-such-model", tmp_path / "good", [
         {"task": "pos", "methods": ["naive-co-train"], "k": [1], "seeds": [1], "languages": ["en", "qa"]}])
     assert run_batch([good, bad], reports=False) == 1

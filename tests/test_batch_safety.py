@@ -190,13 +190,15 @@ def test_a_running_marker_needs_the_same_process_not_just_its_pid(planned):
 
 
 @pytest.mark.parametrize("executor", ["local", "slurm"])
-def test_a_run_done_or_running_elsewhere_by_its_turn_is_not_started(planned, executor, tmp_path):
-    """Locally, just before its job starts; on Slurm, before the array is submitted (nothing is: no cluster runs
-    here, so a submission would fail)."""
+def test_a_run_done_or_running_elsewhere_by_its_turn_is_not_started(planned, executor, tmp_path, request):
+    """Locally, just before its job starts; on Slurm, before the array is submitted (nothing is: Slurm's commands
+    are fakes that fail, so a submission would fail)."""
     def executor_of_this_batch():
         if executor == "local":
             return LocalExecutor(jobs=1, gpus=[])
         from fslib.batch.slurm import SlurmExecutor
+
+        request.getfixturevalue("fake_slurm_commands")
 
         return SlurmExecutor({}, tmp_path / "slurm")
 

@@ -119,6 +119,8 @@ def test_a_late_notebook_failure_leaves_no_rows_and_one_failure_record(mini_dir,
 
 
 def test_a_failed_source_model_fails_its_runs_and_names_the_log(mini_dir, tmp_path, capsys):
+    (tmp_path / "no-such-model").mkdir()  # a folder with a broken model in it (a missing one is refused at planning)
+    (tmp_path / "no-such-model" / "config.json").write_text("{")
     params = write_params(tmp_path / "source.yaml", [{"task": "ner", "methods": ["ord-FS", "co-FT"], "k": [1],
                                                       "seeds": [1], "languages": ["en", "qa"]}],
                           model=str(tmp_path / "no-such-model"), data_dir=str(mini_dir),

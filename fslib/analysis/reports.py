@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fslib.analysis.similarity import SIMILARITY_FILE
+from fslib.core.containment import files_named
 from fslib.core.execution import KernelSession, kill_kernels
 from fslib.core.files import write_atomic
 from fslib.engine.tracking import LOSS_FIGURE
@@ -98,7 +99,7 @@ def _plan_one(results: pd.DataFrame, runs_dir: Path, extra: dict, suffix: str):
     if test.empty:
         return [], {f"main_results{suffix}": "no test results yet"}
     jobs, skipped = [(f"main_results{suffix}", "main_results", dict(extra))], {}
-    similarity_tasks = ({path.relative_to(runs_dir).parts[0] for path in runs_dir.rglob(SIMILARITY_FILE)}
+    similarity_tasks = ({path.relative_to(runs_dir).parts[0] for path in files_named(runs_dir, SIMILARITY_FILE)}
                         if runs_dir.is_dir() else set())
     for task in sorted(test["task"].unique()):
         rows = test[test["task"] == task]
@@ -136,7 +137,7 @@ def analyses(results: pd.DataFrame, runs_dir: Path) -> list[tuple[str, str, dict
 
 
 def _results_fingerprint(runs_dir: Path) -> str:
-    stamps = [f"{path}:{path.stat().st_mtime_ns}" for path in sorted(runs_dir.rglob(RESULTS_FILE))]
+    stamps = [f"{path}:{path.stat().st_mtime_ns}" for path in sorted(files_named(runs_dir, RESULTS_FILE))]
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
 
@@ -186,7 +187,7 @@ def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Repor
     not change since the last build that succeeded (unless `force`). Interrupted (Ctrl-C, SIGTERM: any
     exception raised in this thread), it stops the running notebooks' kernels, leaves the old reports as they
     were and re-raises."""
-    from fslib.analysis.tables import load_report_results
+    from fslib.analysis.tables import load_report_results, unreadable_results
 
     output_dir = Path(output_dir)
     runs_dir, reports_dir = output_dir / "runs", output_dir / "reports"
@@ -198,6 +199,7 @@ def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Repor
         return ReportBuild(index, rebuilt=False)
     try:
         results, notes = load_report_results(runs_dir, separate=False)
+        unreadable = unreadable_results(sorted(files_named(runs_dir, RESULTS_FILE))) if runs_dir.is_dir() else {}
     except Exception as failure:  # unreadable results: nothing is built, the old reports stay
         return ReportBuild(index, {"(reading the results)": f"{type(failure).__name__}: {failure}"}, rebuilt=False)
     jobs_list, skipped = plan_reports(results, runs_dir)
@@ -241,7 +243,9 @@ def build_reports(output_dir: Path, jobs: int = 1, force: bool = False) -> Repor
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
     pool.shutdown()
-    failed = {name: error for name, error in outcomes.items() if error}
+    # a run whose results cannot be read is left out of every report and fails the build (rerun it)
+    failed = {**{f"unreadable results {file}": problem for file, problem in unreadable.items()},
+              **{name: error for name, error in outcomes.items() if error}}
     write_index(build_dir / "index.html", jobs_list, outcomes, skipped, notes)
     if not failed:  # a failed report is tried again by the next build, even on the same results
         (build_dir / STAMP).write_text(fingerprint)
@@ -442,7 +446,7 @@ def _loss_curves(reports_dir: Path) -> str:
     """A thumbnail of every run's training-loss figure (written by its task notebook), linking to the run's
     executed notebook."""
     runs_dir = reports_dir.parent / "runs"
-    figures = sorted(runs_dir.rglob(LOSS_FIGURE)) if runs_dir.is_dir() else []
+    figures = sorted(files_named(runs_dir, LOSS_FIGURE)) if runs_dir.is_dir() else []
     if not figures:
         return ""
     items = []

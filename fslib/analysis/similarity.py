@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fslib.core.containment import files_named
 from fslib.core.languages import TASK_LANGUAGES, family_order
 from fslib.store.results import CONFIG_FILE
 
@@ -24,7 +25,7 @@ def load_gradient_similarity(path: Path | str) -> pd.DataFrame:
     """Every `gradient_similarity.csv` under `path` (a run folder or a folder of runs), tagged with its run's
     task, method label (`method_label`, else `method`), k, seed and model from `config.json`."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob(SIMILARITY_FILE))
+    files = [path] if path.is_file() else sorted(files_named(path, SIMILARITY_FILE))
     frames = []
     for file in files:
         config = json.loads((file.parent / CONFIG_FILE).read_text())

@@ -25,6 +25,7 @@ from fslib.analysis.curves import (  # noqa: F401
 from fslib.analysis.reference import ensure_result_rows, load_reference_table1
 from fslib.analysis.significance import COMPARISON_COLUMNS, compare_pair, holm
 from fslib.analysis.similarity import conflict_share, load_gradient_similarity, similarity_matrix  # noqa: F401
+from fslib.core.containment import files_named, member
 from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.core.tasks import TASKS, get_task
 from fslib.store.config import NOT_HASHED
@@ -325,20 +326,41 @@ def model_name(model) -> str:
 _NOT_A_VARIANT = {"seed", *NOT_HASHED}
 
 
+def unreadable_results(files: list[Path]) -> dict[Path, str]:
+    """The results files among `files` that cannot be read, each with the problem (naming the file)."""
+    problems = {}
+    for file in files:
+        try:
+            load_results(file)
+        except ValueError as error:
+            problems[file] = _problem(error)
+    return problems
+
+
+def _problem(error: ValueError) -> str:
+    """The problem of one file as load_results names it (its last line: "<file>: what is wrong")."""
+    return str(error).strip().splitlines()[-1].strip()
+
+
 def load_report_results(path: Path | str, model: str | None = None,
                         separate: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """The rows under `path` as the reports use them, and notes saying what the results mix. Every row gets a
     `model` (its own column, else its run's config.json); with `model`, only that model's rows. Runs of the
     same (task, method, K, seed) that differ in their configuration (an ablation, two grids in one folder) are
     kept apart by `separate_variants` instead of being averaged; with `separate=False` the rows are left as
-    they are and the notes say, per model, what each model's reports will keep apart."""
+    they are and the notes say, per model, what each model's reports will keep apart. A results file that
+    cannot be read is left out, and a note names it and why (`unreadable_results` lists them all)."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob(RESULTS_FILE))
-    frames, configs = [], {}
+    files = [path] if path.is_file() else sorted(files_named(path, RESULTS_FILE))
+    frames, configs, unreadable = [], {}, {}
     for file in files:
-        rows = load_results(file)
-        config_file = file.parent / CONFIG_FILE
-        config = json.loads(config_file.read_text()) if config_file.exists() else {}
+        try:
+            rows = load_results(file)
+        except ValueError as error:
+            unreadable[file] = _problem(error)
+            continue
+        config_file = member(file.parent, CONFIG_FILE)
+        config = json.loads(config_file.read_text()) if config_file and config_file.exists() else {}
         for run_id in rows["run_id"].unique():
             configs[run_id] = config
         frames.append(rows)
@@ -346,7 +368,7 @@ def load_report_results(path: Path | str, model: str | None = None,
     models = sorted(set(results["model"].dropna().map(str)))
     if model is not None:
         results, models = results[results["model"].map(str) == str(model)], [str(model)]
-    notes = []
+    notes = [f"left out, unreadable: {problem}" for problem in unreadable.values()]
     if len(models) > 1:
         notes.append(f"{len(models)} models in these results ({', '.join(model_name(m) for m in models)}): "
                      "their rows are kept apart, never averaged together")

@@ -30,7 +30,16 @@ from tqdm.auto import tqdm
 
 from fslib.batch.processes import HOST, identity, runs_here
 from fslib.store.config import RunConfig
-from fslib.store.ledger import Job, Outcome, clear_running, mark_running, run_status, source_model_done
+from fslib.store.ledger import (
+    Job,
+    Outcome,
+    clear_running,
+    failure,
+    mark_running,
+    record_failure,
+    run_status,
+    source_model_done,
+)
 
 
 class Executor(Protocol):
@@ -164,7 +173,10 @@ class LocalExecutor:
                 return Outcome(job, True)
             return Outcome(job, False, f"failed; log: {job.log}", job.log)
         code = worker.wait()  # no reply: the worker died during the job
-        return Outcome(job, False, f"worker exit status {code}; log: {job.log}", job.log)
+        outcome = Outcome(job, False, f"worker exit status {code}; log: {job.log}", job.log)
+        if job.kind == "run" and failure(job.folder) is None:  # now, not when the batch collects the outcomes:
+            record_failure(job.folder, RunConfig(**job.config), outcome.error, log=job.log)  # it may be stopped first
+        return outcome
 
     def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
         """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""

@@ -27,13 +27,13 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from fslib.core.containment import ContainmentError, check_name
 from fslib.core.languages import LANGUAGES, SOURCE_LANG
 from fslib.core.methods import METHODS
 from fslib.core.tasks import TASKS
+from fslib.core.yaml_files import YamlFileError, load_yaml
 from fslib.formats.xtreme import available_languages
-from fslib.store.config import RunConfig, field_names
+from fslib.store.config import RunConfig, field_names, is_local_path
 
 PREPARE = (None, "offline", "encoder")
 TOP_KEYS = ("prepare", "defaults", "grids", "cluster", "description")
@@ -68,9 +68,23 @@ def _check_keys(path: Path, where: str, values: dict, valid) -> None:
 
 def _int_list(path: Path, where: str, value) -> list[int]:
     values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, int) and v >= 1 for v in values):
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
         raise _fail(path, where, f"expected positive integers, got {value!r}")
+    _no_repeats(path, where, values)
     return values
+
+
+def _no_repeats(path: Path, where: str, values: list) -> None:
+    repeated = [value for number, value in enumerate(values) if value in values[:number]]
+    if repeated:
+        raise _fail(path, where, f"{repeated[0]!r} is listed more than once")
+
+
+def _named(path: Path, where: str, value) -> str:
+    try:
+        return check_name(value, where)
+    except ContainmentError as error:
+        raise ParamsError(f"{path}: {error}") from None
 
 
 def _languages(path: Path, where: str, task: str, value, data_dir: str | None, source: str | None = None) -> list[str]:
@@ -78,7 +92,7 @@ def _languages(path: Path, where: str, task: str, value, data_dir: str | None, s
         if source == "ud" and data_dir:
             return [SOURCE_LANG] + [lang for lang in _ud_languages(path, data_dir) if lang != SOURCE_LANG]
         return list(TASKS[task].languages)
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list) or not value or not all(isinstance(lang, str) for lang in value):
         raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
     known = set(TASKS[task].languages)
     if source == "ud" and data_dir:  # exactly the languages the UD folder has treebanks for
@@ -86,6 +100,7 @@ def _languages(path: Path, where: str, task: str, value, data_dir: str | None, s
     elif data_dir:  # the kit's metadata, and whatever languages the folder has test files for
         known |= set(LANGUAGES) | set(available_languages(data_dir, task, "dev" if task == "tydiqa" else "test"))
     unknown = [lang for lang in value if lang not in known]
+    _no_repeats(path, where, value)
     if unknown:
         raise _fail(path, where, f"unknown language(s) {', '.join(map(str, unknown))} for {task}; valid: "
                                  f"{', '.join(sorted(known))}")
@@ -109,6 +124,10 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
     if task not in TASKS:
         raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(TASKS)}")
     methods = grid.get("methods", list(METHODS))
+    if isinstance(methods, list):
+        if not methods:
+            raise _fail(path, f"{where}.methods", f"an empty list runs nothing; valid methods: {', '.join(METHODS)}")
+        _no_repeats(path, f"{where}.methods", methods)
     for method in methods if isinstance(methods, list) else [methods]:
         if method not in METHODS:
             raise _fail(path, f"{where}.methods", f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
@@ -117,6 +136,9 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
     values = {**defaults, **overrides}
     languages = _languages(path, f"{where}.languages", task, grid.get("languages"), values.get("data_dir"),
                            values.get("source"))
+    if values.get("curve_langs") is not None:  # a filter on each run's targets: any language of the task
+        _languages(path, f"{where}: curve_langs", task, values["curve_langs"], values.get("data_dir"),
+                   values.get("source"))
     ks = _int_list(path, f"{where}.k", grid.get("k", [1, 5, 10]))
     seeds = _int_list(path, f"{where}.seeds", grid.get("seeds", [1, 2, 3, 4, 5]))
     shot_seeds = _int_list(path, f"{where}.shot_seeds", grid["shot_seeds"]) if "shot_seeds" in grid else [None]
@@ -124,8 +146,11 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
     if target_sets is not None:
         if not isinstance(target_sets, list) or not all(isinstance(s, list) and s for s in target_sets):
             raise _fail(path, f"{where}.target_sets", "expected a list of non-empty lists of language codes")
+        _no_repeats(path, f"{where}.target_sets", target_sets)
         for targets in target_sets:
             _languages(path, f"{where}.target_sets", task, targets, values.get("data_dir"), values.get("source"))
+    if grid.get("label") is not None:
+        _named(path, f"{where}.label", grid["label"])
     runs = []
     for method in methods if isinstance(methods, list) else [methods]:
         for k, seed, shot_seed, targets in itertools.product([0] if method == "zero-shot" else ks, seeds,
@@ -147,11 +172,11 @@ def load_params(path: Path | str) -> BatchParams:
     """Read and validate a parameter file and expand its grids into run configurations."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        document = load_yaml(path)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such parameter file") from None
-    except yaml.YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    except YamlFileError as error:
+        raise ParamsError(str(error)) from None
     document = document or {}
     # keys starting with "x-" hold YAML anchors for the grids to merge (`<<: *main`), as docker-compose allows
     _check_keys(path, "top level", {key: v for key, v in document.items() if not str(key).startswith("x-")}
@@ -170,6 +195,11 @@ def load_params(path: Path | str) -> BatchParams:
     if prepare == "encoder" and any(run.source != "ud" or not run.data_dir for run in runs):
         raise _fail(path, "prepare", "encoder needs source: ud and a data_dir (the UD folder whose sentences the "
                                      "encoder's vocabulary is trimmed to)")
+    missing = sorted({run.model for run in runs
+                      if is_local_path(run.model) and not Path(run.model).expanduser().is_dir()})
+    if missing and prepare is None:  # `prepare` builds the model where it is missing
+        raise _fail(path, "model", f"no model folder at {missing[0]} (a local path: a folder saved by "
+                                   f"save_pretrained); give an existing folder or a hub id such as xlm-roberta-large")
     ids = [run.run_id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

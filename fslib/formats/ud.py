@@ -39,6 +39,7 @@ import conllu
 from fslib.core.tasks import SPLITS, UPOS_LABELS
 from fslib.formats.errors import DataError, file_error
 from fslib.formats.seeds import stable_seed
+from fslib.formats.text import utf8_text
 
 FOLDER = re.compile(r"^UD_(?P<language>[^-]+)-(?P<name>.+)$")
 FILE = re.compile(r"^(?P<code>[^_]+)_(?P<name>.+)-ud-(?P<split>train|dev|test)\.conllu$")
@@ -144,7 +145,7 @@ def _check_line(path: Path, number: int, line: str) -> None:
 def _read_cached(path: str, stamp: tuple[int, int]) -> tuple[Sentence, ...]:
     path_ = Path(path)
     sentences, block, start = [], [], 1
-    with open(path_, encoding="utf-8") as lines:
+    with utf8_text(path_) as lines:
         numbered = list(enumerate(lines, 1)) + [(None, "\n")]  # a blank line closes the last sentence
     for number, raw in numbered:
         line = raw.rstrip("\r\n")

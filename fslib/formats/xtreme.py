@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
 from fslib.formats.errors import DataError, file_error
+from fslib.formats.text import utf8_text
 
 # English TyDiQA has no dev file: this fraction of its train file is held out as the source dev set (fslib.data)
 TYDIQA_SOURCE_DEV_FRACTION = 0.1
@@ -65,7 +66,7 @@ def read_tagging(path: Path, labels: tuple[str, ...]) -> Iterator[dict]:
     valid = set(labels)
     tokens: list[str] = []
     tags: list[str] = []
-    with open(path, encoding="utf-8") as lines:
+    with utf8_text(path) as lines:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -91,7 +92,7 @@ def read_tagging(path: Path, labels: tuple[str, ...]) -> Iterator[dict]:
 def read_xnli(path: Path) -> Iterator[dict]:
     """Pairs of an XNLI file: {"premise", "hypothesis", "label"} (MultiNLI's 'contradictory' read as
     'contradiction', as XTREME's preprocessing does)."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with utf8_text(path, newline="") as f:
         rows = csv.reader(f, delimiter="\t")
         for row in rows:
             if len(row) == 2:
@@ -109,7 +110,7 @@ def read_xnli(path: Path) -> Iterator[dict]:
 def read_tydiqa(path: Path) -> Iterator[dict]:
     """Questions of a SQuAD v1.1 JSON file: {"id", "context", "question", "answers": {"text", "answer_start"}}."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with utf8_text(path) as f:
             data = json.load(f)
         documents = data["data"]
     except json.JSONDecodeError as error:

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fslib.core.containment import check_name, inside
+from fslib.core.field_limits import check_limits
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.methods import METHODS
 from fslib.core.surgeons import DEFAULT_SURGEON, GRANULARITIES, surgeon_path
@@ -122,6 +124,8 @@ class RunConfig:
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         check_values(self)
         surgeon_path(self.surgeon)  # a known surgeon, or "module:Class"
+        check_limits(self)
+        check_path_names(self)
         if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
             raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
                              "use selection: last with it (as the authors do)")
@@ -243,6 +247,17 @@ def check_values(config: RunConfig) -> None:
             raise ValueError(f"{name} must be true or false, not {getattr(config, name)!r}")
 
 
+def check_path_names(config: RunConfig) -> None:
+    """The fields that become folder names (fslib.core.containment): the label, languages, treebanks."""
+    check_name(config.label, "method_label (a grid's label)")
+    for name in ("languages", "target_langs", "curve_langs"):
+        for lang in getattr(config, name) or []:
+            check_name(lang, name)
+    for lang, treebank in (config.ud_treebanks or {}).items():
+        check_name(lang, "ud_treebanks")
+        check_name(treebank, f"ud_treebanks.{lang}")
+
+
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
@@ -277,7 +292,7 @@ def run_dir(config: RunConfig) -> Path:
     languages only for runs given `target_langs` (gradient-single and gradient-subset); the last part makes the
     folder unique to what the run computes (another model, an alpha or learning-rate ablation, another grid's
     `config:` each get their own)."""
-    return Path(config.output_dir) / "runs" / run_subpath(config)
+    return inside(Path(config.output_dir) / "runs", run_subpath(config), what=f"run {config.run_id}'s folder")
 
 
 def run_subpath(config: RunConfig) -> Path:

@@ -38,12 +38,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from fslib.core.containment import files_named, inside, member
 from fslib.core.files import fingerprint, temporary_beside, write_atomic
 from fslib.core.languages import SOURCE_LANG
 from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
 from fslib.formats.xtreme import xtreme_path
 from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
+from fslib.store.content_keys import content_stamp
 from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, read_manifest, results_problem
 
 FAILED_FILE = "FAILED.json"
@@ -97,8 +99,9 @@ def clear_running(log: Path) -> None:
 
 def running_record(log: Path) -> dict | None:
     """The marker a job in flight left beside `log`, if any (it may be stale: ask the executor)."""
+    marker = member(log.parent, running_marker(log).name)  # None: it resolves outside its folder
     try:
-        return json.loads(running_marker(log).read_text())
+        return json.loads(marker.read_text()) if marker else None
     except (OSError, ValueError):
         return None
 
@@ -145,9 +148,10 @@ def result_set(folder: Path) -> list[str]:
     except ValueError:  # unreadable: what an older kit wrote, and the manifest itself
         manifest = None
     if manifest is not None:
-        return [*manifest["files"], MANIFEST_FILE]
+        return [name for name in [*manifest["files"], MANIFEST_FILE] if member(folder, name)]
     return [path.name for path in [folder / CONFIG_FILE, *sorted(folder.glob("*.csv")), folder / PREDICTIONS_FILE,
-                                   folder / TIMINGS_FILE, folder / MANIFEST_FILE] if path.is_file()]
+                                   folder / TIMINGS_FILE, folder / MANIFEST_FILE] if member(folder, path.name)
+            and path.is_file()]
 
 
 def _commit(folder: Path, staged: dict[str, Path]) -> None:
@@ -183,6 +187,10 @@ def corruption(folder: Path) -> str | None:
         manifest = read_manifest(folder)
     except ValueError as error:
         return str(error)
+    names = dict.fromkeys([*(manifest or {}).get("files", {}), RESULTS_FILE, CONFIG_FILE])
+    outside = [name for name in names if member(folder, name) is None]
+    if outside:  # never read: a crafted manifest or a symlink must not make the kit look outside the folder
+        return f"{folder / outside[0]}: not a file of {folder} (resolves outside it, or not a plain file name)"
     if manifest is None:
         return results_problem(folder / RESULTS_FILE)
     for name, expected in manifest["files"].items():
@@ -229,7 +237,7 @@ def discard_results(folder: Path, since: float | None = None) -> None:
         written = manifest.get("written", 0)
     else:  # a results.csv written otherwise (by hand, by an older kit): its modification time
         results = folder / RESULTS_FILE
-        written = results.stat().st_mtime if results.exists() else None
+        written = results.lstat().st_mtime if os.path.lexists(results) else None  # a symlink: not followed
     if written is None or (since is not None and written < since - 0.01):
         return
     if manifest is None:
@@ -262,8 +270,9 @@ def record_failure(folder: Path, config: RunConfig, error: str, notebook: Path |
 
 def failure(folder: Path) -> dict | None:
     """The failure record of the run folder's last attempt, if it failed."""
+    path = member(folder, FAILED_FILE)  # None: it resolves outside the folder
     try:
-        record = json.loads((folder / FAILED_FILE).read_text())
+        record = json.loads(path.read_text()) if path else None
     except (OSError, ValueError):  # unreadable (cut, binary, a folder): no record, the run is retried
         return None
     return record if isinstance(record, dict) else None
@@ -271,7 +280,7 @@ def failure(folder: Path) -> dict | None:
 
 def clear_failure(folder: Path) -> None:
     path = folder / FAILED_FILE
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     path.unlink(missing_ok=True)
 
@@ -312,7 +321,7 @@ def legacy_run_folders(output_dir: Path | str) -> list[Path]:
     if not runs.is_dir():
         return []
     found = []
-    for results in runs.rglob(RESULTS_FILE):
+    for results in files_named(runs, RESULTS_FILE):
         folder = results.parent
         depth = len(folder.relative_to(runs).parts)
         if (depth == 4 and LEGACY_LEAF.fullmatch(folder.name)) or \
@@ -342,7 +351,7 @@ def migrate_runs(output_dir: Path | str) -> list[str]:
     for folder in legacy_run_folders(output_dir):
         try:
             config = RunConfig.load(folder / CONFIG_FILE)
-            target = output_dir / "runs" / run_subpath(config)
+            target = inside(output_dir / "runs", run_subpath(config), what=f"{folder / CONFIG_FILE}: its run folder")
         except (OSError, TypeError, ValueError) as error:
             done.append(f"kept {folder}: its config.json cannot be read ({error})")
             continue
@@ -359,6 +368,7 @@ def migrate_runs(output_dir: Path | str) -> list[str]:
 
 # ---- source models ----------------------------------------------------------------------------------------------
 def _stamp(path: Path) -> str:
+    """How source-model keys counted a file before they counted its contents."""
     stat = path.stat()
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -377,17 +387,33 @@ def source_model_identity(config: RunConfig) -> tuple:
 def source_model_folder(config: RunConfig) -> Path:
     """Where the source-trained model of `config` lives: one folder per (task, model, seed, hyper-parameters,
     data), shared by zero-shot, ord-FS, ord-FS+dev and co-FT. The data and a local model count by their files'
-    sizes and modification times, so regenerating them trains anew; a local model's path counts relative to
-    `output_dir`, so a checkout moved with its outputs keeps its source models."""
-    c = config.resolved()
-    stamps = []
+    contents (fslib.store.content_keys: checksums, cached), so regenerating them trains anew and any copy keeps its
+    source models; a local model's path counts relative to `output_dir`, so a moved checkout keeps them too. A
+    source model trained before keys counted contents (its key counted sizes and modification times) is used
+    while its files keep those."""
+    files = _source_files(config.resolved())
+    folder = _source_model_key_folder(config, [content_stamp(path) for path in files])
+    if source_model_done(folder):
+        return folder
+    before = _source_model_key_folder(config, [_stamp(path) for path in files])
+    return before if source_model_done(before) else folder
+
+
+def _source_files(c: RunConfig) -> list[Path]:
+    """The files a source model is trained from: the source language's data and a local model's files."""
+    files = []
     if c.source == "xtreme":
         splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
-        stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
+        files += [xtreme_path(c.data_dir, c.task, SOURCE_LANG, split) for split in splits]
     if c.source == "ud":
-        stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
+        files += list(ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG)))
     if Path(c.model).is_dir():
-        stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
+        files += [path for path in sorted(Path(c.model).iterdir()) if path.is_file()]
+    return files
+
+
+def _source_model_key_folder(config: RunConfig, stamps: list[str]) -> Path:
+    c = config.resolved()
     key = stable_seed(*source_model_identity(c), *stamps)
     return Path(c.output_dir) / "source_models" / f"{c.task}-seed{c.seed}-{key:016x}"
 

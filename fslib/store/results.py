@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fslib.core.containment import files_named, member
 from fslib.core.files import fingerprint
 
 CORE_COLUMNS = ["task", "method", "k", "seed", "lang", "split", "metric", "value"]
@@ -95,8 +96,7 @@ def load_results(path: Path | str, *, skip_unreadable: bool = False) -> pd.DataF
     if path.is_file():
         files = [path]
     else:
-        files = sorted(file for file in path.rglob(RESULTS_FILE)
-                       if not any(part.startswith(".") for part in file.relative_to(path).parts))
+        files = sorted(files_named(path, RESULTS_FILE))  # hidden and symlinked folders left out
     frames, problems = [], []
     for file in files:
         try:
@@ -120,9 +120,11 @@ def load_results(path: Path | str, *, skip_unreadable: bool = False) -> pd.DataF
 def read_manifest(folder: Path) -> dict | None:
     """The manifest of the finished run in `folder`; None where there is none; ValueError where it is unreadable."""
     path = folder / MANIFEST_FILE
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):
         return None
     try:
+        if member(folder, MANIFEST_FILE) is None:
+            raise ValueError(f"resolves to {path.resolve()}, outside {folder}")
         manifest = json.loads(path.read_text())
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or \
                 not all(isinstance(entry, dict) for entry in manifest["files"].values()):
@@ -182,8 +184,11 @@ def _read_results(file: Path) -> pd.DataFrame:
 
 def _model_beside(file: Path) -> str:
     """The model of a results file written before rows had the column: its run's config.json says."""
+    config = member(file.parent, CONFIG_FILE)  # None: it resolves outside the run's folder
+    if config is None:
+        return UNKNOWN_MODEL
     try:
-        model = json.loads((file.parent / CONFIG_FILE).read_text())["model"]
+        model = json.loads(config.read_text())["model"]
     except (OSError, ValueError, KeyError, TypeError):
         return UNKNOWN_MODEL
     from fslib.store.config import model_name
