@@ -42,6 +42,7 @@ import pandas as pd
 from fslib.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.data import stable_seed
 from fslib.data.ud import ud_files
+from fslib.data.uner import uner_files
 from fslib.data.xtreme import xtreme_path
 from fslib.files import fingerprint, write_atomic
 from fslib.languages import SOURCE_LANG
@@ -396,6 +397,8 @@ def source_model_folder(config: RunConfig) -> Path:
         stamps += [_stamp(xtreme_path(c.data_dir, c.task, SOURCE_LANG, split)) for split in splits]
     if c.source == "ud":
         stamps += [_stamp(path) for path in ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
+    if c.source == "uner":
+        stamps += [_stamp(path) for path in uner_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG))]
     if Path(c.model).is_dir():
         stamps += [_stamp(path) for path in sorted(Path(c.model).iterdir()) if path.is_file()]
     model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
