@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo real lab bench mutate test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
+.PHONY: setup test demo real real-ner lab bench mutate test-slurm slurm-cluster-install slurm-cluster-start slurm-cluster-check slurm-cluster-stop
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ demo: $(STAMP)
 JOBS ?= 2
 real: $(STAMP)
 	$(VENV)/bin/fslib batch params/real/pos.yaml --jobs $(JOBS)
+
+# The NER grid on gold Universal NER data (../shared/data/uner) with the same encoder, its vocabulary trimmed to the
+# UNER sentences (a folder apart from the POS grid's). English settings: results/real-ner/pilot.md.
+real-ner: $(STAMP)
+	$(VENV)/bin/fslib batch params/real/ner.yaml --jobs $(JOBS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

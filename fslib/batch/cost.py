@@ -86,6 +86,12 @@ class DataSizes:
                 path = Path(config.data_dir) / pattern.format(split=file_split, lang=lang) if pattern else None
                 if path is not None and path.is_file():
                     count = _count_examples(path, config.task)
+            if config.source in ("ud", "uner") and config.data_dir:  # the treebank's split, carved as runs carve it
+                from fslib.formats.ud import read_ud_split
+                from fslib.formats.uner import read_uner_split
+
+                read = read_uner_split if config.source == "uner" else read_ud_split
+                count = len(read(config.data_dir, lang, file_split, config.treebank(lang)))
             if count is None:
                 self.estimated.add(config.task)
                 table = XTREME_SIZES[config.task]

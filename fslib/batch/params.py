@@ -2,7 +2,7 @@
 
     prepare: offline          # optional: generate the offline benchmark (at data_dir) and the tiny model (at
                               # model) where missing; or `encoder`: build the real pre-trained encoder at model
-                              # where missing, its vocabulary trimmed to the grid's UD sentences (source: ud)
+                              # where missing, its vocabulary trimmed to the grid's sentences (source: ud, uner)
     defaults:                 # RunConfig fields for every run of the file (model, source, data_dir, epochs...)
       model: xlm-roberta-large
     grids:                    # each grid expands to task x method x K x seed (x target set) runs
@@ -89,14 +89,14 @@ def _named(path: Path, where: str, value) -> str:
 
 def _languages(path: Path, where: str, task: str, value, data_dir: str | None, source: str | None = None) -> list[str]:
     if value in (None, "all"):
-        if source == "ud" and data_dir:
-            return [SOURCE_LANG] + [lang for lang in _ud_languages(path, data_dir) if lang != SOURCE_LANG]
+        if source in ("ud", "uner") and data_dir:
+            return [SOURCE_LANG] + [lang for lang in _ud_languages(path, data_dir, source) if lang != SOURCE_LANG]
         return list(TASKS[task].languages)
     if not isinstance(value, list) or not value or not all(isinstance(lang, str) for lang in value):
         raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
     known = set(TASKS[task].languages)
-    if source == "ud" and data_dir:  # exactly the languages the UD folder has treebanks for
-        known = set(_ud_languages(path, data_dir))
+    if source in ("ud", "uner") and data_dir:  # exactly the languages the folder has treebanks for
+        known = set(_ud_languages(path, data_dir, source))
     elif data_dir:  # the kit's metadata, and whatever languages the folder has test files for
         known |= set(LANGUAGES) | set(available_languages(data_dir, task, "dev" if task == "tydiqa" else "test"))
     unknown = [lang for lang in value if lang not in known]
@@ -107,12 +107,13 @@ def _languages(path: Path, where: str, task: str, value, data_dir: str | None, s
     return [SOURCE_LANG] + [lang for lang in value if lang != SOURCE_LANG]
 
 
-def _ud_languages(path: Path, data_dir: str) -> list[str]:
+def _ud_languages(path: Path, data_dir: str, source: str = "ud") -> list[str]:
     from fslib.formats.errors import DataError
     from fslib.formats.ud import ud_languages
+    from fslib.formats.uner import uner_languages
 
     try:
-        return ud_languages(data_dir)
+        return (uner_languages if source == "uner" else ud_languages)(data_dir)
     except DataError as error:
         raise _fail(path, "data_dir", str(error)) from None
 
@@ -192,9 +193,9 @@ def load_params(path: Path | str) -> BatchParams:
     runs = [run for number, grid in enumerate(grids) for run in _expand_grid(path, number, grid, defaults)]
     if prepare == "offline" and any(run.source != "xtreme" or not run.data_dir for run in runs):
         raise _fail(path, "prepare", "offline needs source: xtreme and a data_dir (where the benchmark is written)")
-    if prepare == "encoder" and any(run.source != "ud" or not run.data_dir for run in runs):
-        raise _fail(path, "prepare", "encoder needs source: ud and a data_dir (the UD folder whose sentences the "
-                                     "encoder's vocabulary is trimmed to)")
+    if prepare == "encoder" and any(run.source not in ("ud", "uner") or not run.data_dir for run in runs):
+        raise _fail(path, "prepare", "encoder needs source: ud or uner and a data_dir (the UD or UNER folder whose "
+                                     "sentences the encoder's vocabulary is trimmed to)")
     missing = sorted({run.model for run in runs
                       if is_local_path(run.model) and not Path(run.model).expanduser().is_dir()})
     if missing and prepare is None:  # `prepare` builds the model where it is missing

@@ -63,13 +63,14 @@ def plan(param_files: list[Path | str], prepare: bool = True) -> tuple[list[Plan
     if prepare and any(batch.prepare == "encoder" for batch in batches):
         from fslib.prepare.offline_encoder import prepare_encoder  # torch: only where a file asks for the encoder
 
-        wanted: dict[tuple[str, str], set[str]] = {}  # (model, UD folder) -> the languages of its runs
-        treebanks: dict[tuple[str, str], dict] = {}
+        wanted: dict[tuple[str, str, str], set[str]] = {}  # (model, folder, source) -> the languages of its runs
+        treebanks: dict[tuple[str, str, str], dict] = {}
         for run in (run for batch in batches if batch.prepare == "encoder" for run in batch.runs):
-            wanted.setdefault((run.model, run.data_dir), set()).update(run.languages or [])
-            treebanks.setdefault((run.model, run.data_dir), {}).update(run.ud_treebanks or {})
-        for (model, data_dir), languages in wanted.items():
-            prepare_encoder(Path(model), Path(data_dir), sorted(languages), treebanks[(model, data_dir)])
+            wanted.setdefault((run.model, run.data_dir, run.source), set()).update(run.languages or [])
+            treebanks.setdefault((run.model, run.data_dir, run.source), {}).update(run.ud_treebanks or {})
+        for (model, data_dir, source), languages in wanted.items():
+            prepare_encoder(Path(model), Path(data_dir), sorted(languages), treebanks[(model, data_dir, source)],
+                            source=source)
     runs, seen = [], set()
     for batch in batches:
         for config in batch.runs:

@@ -5,7 +5,8 @@ For each run still to do, the splits it reads (fslib.engine.methods: source mode
 curves, test sets) are mapped to what they come from:
 - source "xtreme": the files of the XTREME layout; each is read to the end, so a missing file, a test file whose
   labels XTREME's download script stripped, or a malformed line is found now and named with its line;
-- source "ud": the chosen treebank's .conllu files (missing splits carved as the runs carve them);
+- source "ud": the chosen treebank's .conllu files (missing splits carved as the runs carve them); "uner": its
+  .iob2 files, likewise;
 - source "hub": languages google/xtreme does not have (fslib.core.languages.HUB_MISSING and the udpos, TyDiQA and
   XNLI language lists) without the network; whether the configs exist on the hub is asked once, when the hub
   can be reached, and skipped with a note offline (HF_HUB_OFFLINE=1) or when it cannot be reached.
@@ -135,17 +136,23 @@ class _Reader:
         return self._xtreme_file(config.task, xtreme_path(config.data_dir, config.task, lang, file_split))
 
     def ud(self, config: RunConfig, lang: str, split: str) -> int:
+        """Sentences of a split of source "ud" or "uner" (the NER annotation of UD sentences)."""
         from fslib.formats.ud import read_ud_split
+        from fslib.formats.uner import read_uner_split
 
-        if config.task != "pos":
-            raise DataError(f"source='ud' (Universal Dependencies treebanks) has POS data only, not "
+        task, what, folder = (("ner", "Universal NER", "UNER") if config.source == "uner"
+                              else ("pos", "Universal Dependencies", "UD"))
+        if config.task != task:
+            raise DataError(f"source={config.source!r} ({what} treebanks) has {task.upper()} data only, not "
                             f"{config.task!r}")
         if not config.data_dir:
-            raise DataError("source='ud' needs data_dir: a folder of UD treebanks (UD_<Language>-<Name>/...)")
-        key = (config.data_dir, lang, split, config.treebank(lang))
+            raise DataError(f"source={config.source!r} needs data_dir: a folder of {folder} treebanks "
+                            f"({folder}_<Language>-<Name>/...)")
+        read = read_uner_split if config.source == "uner" else read_ud_split
+        key = (config.source, config.data_dir, lang, split, config.treebank(lang))
         if key not in self._ud:
             try:
-                sentences = read_ud_split(config.data_dir, lang, split, config.treebank(lang))
+                sentences = read(config.data_dir, lang, split, config.treebank(lang))
                 self._ud[key] = len(sentences) if sentences else DataError(
                     f"{config.data_dir}: the {split} split of {lang!r} has no sentences")
             except DataError as error:
@@ -221,7 +228,7 @@ def preflight(configs: Iterable[RunConfig]) -> Preflight:
             try:
                 if c.source == "xtreme":
                     count, labels = reader.xtreme(c, need.lang, need.split)
-                elif c.source == "ud":
+                elif c.source in ("ud", "uner"):
                     count, labels = reader.ud(c, need.lang, need.split), Counter()
                 else:
                     why = hub_language_problem(c.task, need.lang, need.split)

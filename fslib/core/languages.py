@@ -91,10 +91,18 @@ Synthetic Greek SVO | qe | Greek | Synth-SVO
 Synthetic Greek SOV | qf | Greek | Synth-SOV
 """)
 
-# Languages of the real UD benchmark (params/real/pos.yaml, the shared UD folder) that Table 3 does not list.
+# Languages of the real UD and UNER benchmarks (params/real/*.yaml, the shared folders) that Table 3 does not
+# list. UNER's Serbian SET is in Latin script.
 EXTRA_LANGUAGES: dict[str, Language] = _table("""
 Icelandic | is | Latin | IE:Germanic
+Danish | da | Latin | IE:Germanic
+Swedish | sv | Latin | IE:Germanic
+Croatian | hr | Latin | IE:Slavic
+Serbian | sr | Latin | IE:Slavic
+Slovak | sk | Latin | IE:Slavic
 """)
+# English names that treebank folders (UD_<Language>-..., UNER_<Language>-...) use where Table 3 says otherwise.
+NAME_ALIASES: dict[str, str] = {"Chinese": "zh"}
 
 LANGUAGES: dict[str, Language] = {**PAPER_LANGUAGES, **EXTRA_LANGUAGES, **MINI_LANGUAGES}
 
@@ -139,6 +147,13 @@ TYDIQA_ID_PREFIXES: dict[str, str] = {
 def language(code: str) -> Language:
     """Metadata of one language; a language the kit does not know gets a placeholder script and family."""
     return LANGUAGES.get(code, Language(code, code, "unknown", "unknown"))
+
+
+def code_of_name(name: str) -> str | None:
+    """The code of a language by its English name as treebank folders write it (`Portuguese`, `Chinese`);
+    None for a name the kit does not know."""
+    codes = {meta.name: code for code, meta in {**PAPER_LANGUAGES, **EXTRA_LANGUAGES}.items()}
+    return NAME_ALIASES.get(name, codes.get(name))
 
 
 def family_order(codes: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ from fslib.formats.errors import DataError
 from fslib.formats.seeds import stable_seed
 from fslib.formats.xtreme import TYDIQA_SOURCE_DEV_FRACTION, read_xtreme, xtreme_path
 
-SOURCES = ("xtreme", "hub", "ud")
+SOURCES = ("xtreme", "hub", "ud", "uner")
 
 
 
@@ -115,8 +115,9 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
 
     source: "xtreme" (the on-disk layout of google-research/xtreme under `data_dir`), "hub" (google/xtreme), or
         "ud" (POS only: a folder of Universal Dependencies treebanks as UD releases lay them out, any language;
-        see fslib.formats.ud for the choice of treebank and the carving of missing splits).
-    treebank: source="ud" only: which treebank of `lang` (e.g. "PUD"); None: the default of fslib.formats.ud.
+        see fslib.formats.ud for the choice of treebank and the carving of missing splits), or "uner" (NER only:
+        a folder of Universal NER treebanks, carved as the UD sentences they annotate; see fslib.formats.uner).
+    treebank: source="ud" or "uner" only: which treebank of `lang` (e.g. "PUD"); None: the reader's default.
     k, seed: for the dev split of a few-shot target, the shots to leave out (needed for TyDiQA targets, whose dev
     split is carved from train; optional for XNLI targets, whose shots come from dev).
     hold_out_source_dev: False gives English TyDiQA its whole train file as train, and no dev split (the authors'
@@ -129,6 +130,10 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
         raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
     if source == "ud":
         return _read_ud_split(task, lang, split, data_dir, treebank)
+    if source == "uner":
+        from fslib.formats.uner import load_uner_split
+
+        return load_uner_split(task, lang, split, data_dir, treebank)
     if lang not in spec.languages and not (source == "xtreme" and data_dir is not None):
         raise ValueError(f"unknown language {lang!r} for {task}; valid: {', '.join(spec.languages)}")
     is_target = lang != SOURCE_LANG

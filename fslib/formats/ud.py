@@ -185,8 +185,15 @@ def _unit_interval(sent_id: str) -> float:
 def carve(treebank: Treebank) -> dict[str, list[Sentence]]:
     """The sentences of each split (train, dev, test) of `treebank`, with missing splits carved out of a donor
     file (see the module docstring)."""
-    files = treebank.split_files
-    splits = {split: read_conllu(path) for split, path in files.items()}
+    return carve_splits({split: read_conllu(path) for split, path in treebank.split_files.items()})
+
+
+def carve_splits(splits: dict[str, list], key=lambda sentence: sentence.sent_id) -> dict[str, list]:
+    """The sentences of each split from those of the files there are (`splits`: split -> sentences), missing
+    splits carved out of a donor file by the stable hash of `key(sentence)` (by default its sent_id; see the
+    module docstring). Shared with other readers of UD sentences (fslib.formats.uner), so that a sentence lands in
+    the same split whatever its annotation."""
+    files = splits
     missing = [split for split in SPLITS if split not in files]
     if not missing:
         return splits
@@ -199,7 +206,7 @@ def carve(treebank: Treebank) -> dict[str, list[Sentence]]:
         bounds.append((cumulative, split))
     carved: dict[str, list[Sentence]] = {split: [] for split in shares}
     for sentence in splits[donor]:
-        u = _unit_interval(sentence.sent_id)
+        u = _unit_interval(key(sentence))
         carved[next((split for bound, split in bounds if u < bound), shares[-1])].append(sentence)
     return {split: carved[split] if split in carved else splits[split] for split in SPLITS}
 

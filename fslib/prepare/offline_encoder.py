@@ -308,12 +308,16 @@ def build_offline_encoder(out_dir: str | Path, corpora: Iterable[str] | Iterable
 
 
 
-def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str],
-                    treebanks: dict[str, str] | None = None) -> None:
+def prepare_encoder(model_dir: Path, data_dir: Path, languages: list[str], treebanks: dict[str, str] | None = None,
+                    source: str = "ud") -> None:
     """The real pre-trained encoder at `model_dir` (a parameter file's `prepare: encoder`), its vocabulary trimmed
-    to the pieces of every sentence of `languages` in the UD folder `data_dir`. A folder built from the same
-    sentences is kept as it is (the builder's stamp file), so source models stay valid."""
+    to the pieces of every sentence of `languages` in the UD (source "ud") or UNER (source "uner") folder
+    `data_dir`. A folder built from the same sentences is kept as it is (the builder's stamp file), so source
+    models stay valid."""
     from fslib.formats.ud import ud_corpus
+    from fslib.formats.uner import uner_corpus
 
-    print(f"encoder at {model_dir}: multilingual-e5-small, vocabulary of the UD sentences of {', '.join(languages)}")
-    build_offline_encoder(model_dir, corpora=list(ud_corpus(data_dir, languages, treebanks)))
+    corpus = uner_corpus if source == "uner" else ud_corpus
+    print(f"encoder at {model_dir}: multilingual-e5-small, vocabulary of the {source.upper()} sentences of "
+          f"{', '.join(languages)}")
+    build_offline_encoder(model_dir, corpora=list(corpus(data_dir, languages, treebanks)))

@@ -46,9 +46,10 @@ class RunConfig:
     k: int  # shots per target language (per class for XNLI); 0 for zero-shot
     seed: int  # the run's seed: initialisation, data order, surgery draws, and the shots unless shot_seed is set
     model: str  # any AutoModel checkpoint: hub name or local folder
-    source: str = "xtreme"  # "xtreme" (on-disk layout under data_dir), "hub", or "ud" (POS: UD treebanks)
+    source: str = "xtreme"  # "xtreme" (on-disk layout under data_dir), "hub", "ud" (POS: UD treebanks) or "uner"
+    # (NER: Universal NER treebanks)
     data_dir: str | None = None
-    # source "ud": the treebank of a language with several, e.g. {"en": "PUD"}; a language not named takes the
+    # source "ud" or "uner": the treebank of a language with several, e.g. {"en": "PUD"}; a language not named takes the
     # default of fslib.formats.ud (a treebank with a train file, then the largest)
     ud_treebanks: dict[str, str] | None = None
     languages: list[str] | None = None  # evaluated languages incl. the source; None: all of the task's
@@ -157,7 +158,7 @@ class RunConfig:
             alpha=given(self.alpha, task.alpha))
 
     def treebank(self, lang: str) -> str | None:
-        """source "ud": the treebank chosen for `lang` (None: fslib.formats.ud's default)."""
+        """source "ud" or "uner": the treebank chosen for `lang` (None: fslib.formats.ud's default)."""
         return (self.ud_treebanks or {}).get(lang)
 
     @property

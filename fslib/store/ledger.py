@@ -43,6 +43,7 @@ from fslib.core.files import fingerprint, temporary_beside, write_atomic
 from fslib.core.languages import SOURCE_LANG
 from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
+from fslib.formats.uner import uner_files
 from fslib.formats.xtreme import xtreme_path
 from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.store.content_keys import content_stamp
@@ -407,6 +408,8 @@ def _source_files(c: RunConfig) -> list[Path]:
         files += [xtreme_path(c.data_dir, c.task, SOURCE_LANG, split) for split in splits]
     if c.source == "ud":
         files += list(ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG)))
+    if c.source == "uner":
+        files += list(uner_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG)))
     if Path(c.model).is_dir():
         files += [path for path in sorted(Path(c.model).iterdir()) if path.is_file()]
     return files
