@@ -52,30 +52,50 @@ def _read_xtreme_split(task: str, lang: str, file_split: str, data_dir: Path | s
         raise (cause if isinstance(cause, DataError) else error) from None
 
 
-def _ud_rows(data_dir: str, lang: str, split: str, treebank: str | None, stamp: str):
+# Sources that are folders of treebanks: the one task each holds, what it is, its folder layout.
+TREEBANK_SOURCES = {"ud": ("pos", "Universal Dependencies treebanks", "UD_<Language>-<Name>/..."),
+                    "uner": ("ner", "Universal NER treebanks", "UNER_<Language>-<Name>/...")}
+
+
+def _treebank_files(source: str, data_dir: Path, lang: str, treebank: str | None) -> tuple[str | None, list[Path]]:
+    """The treebank `source` reads for `lang` (its name as chosen, or as given) and the files it reads."""
+    if source == "ud":
+        from fslib.formats.ud import choose_treebank
+
+        chosen = choose_treebank(data_dir, lang, treebank)
+        return chosen.name, [path for _, path in chosen.files]
+    from fslib.formats.uner import uner_files
+
+    return treebank, uner_files(data_dir, lang, treebank)
+
+
+def _treebank_rows(source: str, data_dir: str, lang: str, split: str, treebank: str | None, stamp: str):
     from fslib.formats.ud import read_ud_split
+    from fslib.formats.uner import read_uner_split
 
     # `stamp` (the files' sizes and mtimes) is only here so that datasets' cache changes when a file does.
-    for sentence in read_ud_split(data_dir, lang, split, treebank):
+    read = read_ud_split if source == "ud" else read_uner_split
+    for sentence in read(data_dir, lang, split, treebank):
         yield {"tokens": sentence.tokens, "tags": sentence.tags, "lang": lang}
 
 
-def _read_ud_split(task: str, lang: str, split: str, data_dir: Path | str | None, treebank: str | None) -> Dataset:
-    from fslib.formats.ud import choose_treebank
-
-    if task != "pos":
-        raise DataError(f"source='ud' (Universal Dependencies treebanks) has POS data only, not {task!r}")
+def _read_treebank_split(task: str, lang: str, split: str, source: str, data_dir: Path | str | None,
+                         treebank: str | None) -> Dataset:
+    """One split of a treebank source ("ud" or "uner") as a Dataset (tokens, tags, lang)."""
+    holds, what, layout = TREEBANK_SOURCES[source]
+    if task != holds:
+        raise DataError(f"source={source!r} ({what}) has {holds.upper()} data only, not {task!r}")
     if data_dir is None:
-        raise DataError("source='ud' needs data_dir: a folder of UD treebanks (UD_<Language>-<Name>/...)")
+        raise DataError(f"source={source!r} needs data_dir: a folder of {what} ({layout})")
     data_dir = Path(data_dir).resolve()
-    chosen = choose_treebank(data_dir, lang, treebank)  # errors (unknown language or treebank) come from here
-    stamp = ";".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for _, path in chosen.files)
-    try:  # cached as Arrow by datasets, like the XTREME files: parsing CoNLL-U again in every run costs seconds
+    name, files = _treebank_files(source, data_dir, lang, treebank)  # an unknown language or treebank fails here
+    stamp = ";".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files)
+    try:  # cached as Arrow by datasets, like the XTREME files: parsing the files again in every run costs seconds
         return Dataset.from_generator(
-            _ud_rows, features=FEATURES["tagging"],
-            gen_kwargs={"data_dir": str(data_dir), "lang": lang, "split": split, "treebank": chosen.name,
-                        "stamp": stamp},
-            fingerprint=f"fslib-ud-{stable_seed(data_dir, lang, split, chosen.name, stamp):016x}")
+            _treebank_rows, features=FEATURES["tagging"],
+            gen_kwargs={"source": source, "data_dir": str(data_dir), "lang": lang, "split": split,
+                        "treebank": name, "stamp": stamp},
+            fingerprint=f"fslib-{source}-{stable_seed(data_dir, lang, split, name, stamp):016x}")
     except DatasetGenerationError as error:
         cause = error.__cause__
         raise (cause if isinstance(cause, DataError) else error) from None
@@ -128,12 +148,8 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
-    if source == "ud":
-        return _read_ud_split(task, lang, split, data_dir, treebank)
-    if source == "uner":
-        from fslib.formats.uner import load_uner_split
-
-        return load_uner_split(task, lang, split, data_dir, treebank)
+    if source in TREEBANK_SOURCES:
+        return _read_treebank_split(task, lang, split, source, data_dir, treebank)
     if lang not in spec.languages and not (source == "xtreme" and data_dir is not None):
         raise ValueError(f"unknown language {lang!r} for {task}; valid: {', '.join(spec.languages)}")
     is_target = lang != SOURCE_LANG

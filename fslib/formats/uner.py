@@ -41,7 +41,6 @@ from pathlib import Path
 from fslib.core.languages import code_of_name
 from fslib.core.tasks import NER_LABELS, SPLITS
 from fslib.formats.errors import DataError, file_error
-from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import carve_splits
 
 FOLDER = re.compile(r"^UNER_(?P<language>[^-]+)-(?P<name>.+)$")
@@ -263,34 +262,3 @@ def uner_corpus(data_dir: Path | str, languages: list[str], treebanks: dict[str,
         for _, path in choose_uner_treebank(data_dir, lang, (treebanks or {}).get(lang)).files:
             for sentence in read_iob2(path):
                 yield " ".join(sentence.tokens)
-
-
-def _uner_rows(data_dir: str, lang: str, split: str, treebank: str | None, stamp: str):
-    # `stamp` (the files' sizes and mtimes) is only here so that datasets' cache changes when a file does.
-    for sentence in read_uner_split(data_dir, lang, split, treebank):
-        yield {"tokens": sentence.tokens, "tags": sentence.tags, "lang": lang}
-
-
-def load_uner_split(task: str, lang: str, split: str, data_dir: Path | str | None, treebank: str | None):
-    """One split as a `datasets.Dataset` (tokens, tags, lang), cached as Arrow like the other sources."""
-    from datasets import Dataset
-    from datasets.exceptions import DatasetGenerationError
-
-    from fslib.data.schema import FEATURES
-
-    if task != "ner":
-        raise DataError(f"source='uner' (Universal NER treebanks) has NER data only, not {task!r}")
-    if data_dir is None:
-        raise DataError("source='uner' needs data_dir: a folder of UNER treebanks (UNER_<Language>-<Name>/...)")
-    data_dir = Path(data_dir).resolve()
-    files = uner_files(data_dir, lang, treebank)  # errors (unknown language or treebank) come from here
-    stamp = ";".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files)
-    try:
-        return Dataset.from_generator(
-            _uner_rows, features=FEATURES["tagging"],
-            gen_kwargs={"data_dir": str(data_dir), "lang": lang, "split": split, "treebank": treebank,
-                        "stamp": stamp},
-            fingerprint=f"fslib-uner-{stable_seed(data_dir, lang, split, treebank, stamp):016x}")
-    except DatasetGenerationError as error:
-        cause = error.__cause__
-        raise (cause if isinstance(cause, DataError) else error) from None
