@@ -53,5 +53,5 @@ def test_cost_prices_the_oracle_batches_the_engine_builds(tmp_path, task, oracle
 def test_an_unknown_task_gets_no_reader(tmp_path):
     from fslib.formats.xtreme import read_xtreme
 
-    with pytest.raises(ValueError, match="no XTREME reader for task 'pawsx'; known tasks: ner, pos, tydiqa, xnli"):
+    with pytest.raises(ValueError, match="no XTREME reader: unknown task 'pawsx'; valid tasks: ner, pos, tydiqa, xnli"):
         read_xtreme("pawsx", tmp_path / "train-en.tsv")

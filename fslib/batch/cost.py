@@ -10,7 +10,8 @@ arithmetic (micro-batches per epoch, grouped by grad_accum), the oracle passes t
 application: per optimiser step, or per micro-batch under `surgery_granularity: micro_batch`), the evaluations the
 selection settings (every epoch, or every `select_every_steps` steps and at the end). Example counts come from
 the data files when they are there (sentences, rows or questions counted without tokenising); otherwise from
-XTREME_SIZES below, the published sizes of the XTREME sets (approximate where a task has many test sets).
+each task's `cost_sizes` (fslib.core.tasks), the published sizes of the XTREME sets (approximate where a task has
+many test sets).
 One feature per example is assumed (TyDiQA's long contexts make a few more windows).
 
 The times are a model, not a measurement of the grid: see SHAPES for which numbers were measured on an H100
@@ -27,28 +28,22 @@ from pathlib import Path
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.methods import method_entry
 from fslib.core.surgeons import oracle_batch_size
-from fslib.formats.xtreme import TYDIQA_SOURCE_DEV_FRACTION
+from fslib.core.tasks import get_task
 from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
 from fslib.store.ledger import source_model_identity
 
 # ---- data sizes ---------------------------------------------------------------------------------------------
-# Examples per split when the data files are absent. English: the published XTREME sizes (PAN-X, UD English
-# treebanks as XTREME merges them, TyDiQA-GoldP, MultiNLI/XNLI). Targets: one typical size per task, since the
-# XTREME-R test sets differ by language (PAN-X 100-10,000 sentences, UD 100-10,000; TyDiQA-GoldP: the mean of
-# its eight targets' files): an approximation.
-XTREME_SIZES: dict[str, dict[str, int]] = {
-    "ner": {"en-train": 20_000, "en-dev": 10_000, "en-test": 10_000, "target-dev": 10_000, "target-test": 10_000},
-    "pos": {"en-train": 21_253, "en-dev": 3_974, "en-test": 5_440, "target-dev": 1_000, "target-test": 2_000},
-    "tydiqa": {"en-train": 3_696, "en-dev": 440, "target-train": 5_800, "target-dev": 580},  # files: train, dev
-    "xnli": {"en-train": 392_702, "en-dev": 2_490, "en-test": 5_010, "target-dev": 2_490, "target-test": 5_010},
-}
-# Typical padded length of a length-grouped batch (sub-word tokens): assumed, to scale the per-token time.
-TYPICAL_TOKENS = {"ner": 32, "pos": 40, "tydiqa": 320, "xnli": 64}
+# Examples per split when the data files are absent: each task's `cost_sizes`. English: the published XTREME sizes
+# (PAN-X, UD English treebanks as XTREME merges them, TyDiQA-GoldP, MultiNLI/XNLI). Targets: one typical size per
+# task, since the XTREME-R test sets differ by language (PAN-X 100-10,000 sentences, UD 100-10,000; TyDiQA-GoldP:
+# the mean of its eight targets' files): an approximation. The typical padded length of a length-grouped batch
+# (sub-word tokens, to scale the per-token time) is each task's `typical_tokens`, assumed.
 
 
 def _count_examples(path: Path, task: str) -> int:
     """Examples in an XTREME-layout file, without parsing it into a dataset."""
-    if task in ("ner", "pos"):  # sentences: blocks of token lines separated by blank lines
+    file_format = get_task(task).file_format
+    if file_format == "tagging":  # sentences: blocks of token lines separated by blank lines
         count, inside = 0, False
         with open(path, encoding="utf-8") as lines:
             for line in lines:
@@ -58,10 +53,10 @@ def _count_examples(path: Path, task: str) -> int:
                 else:
                     inside = False
         return count
-    if task == "xnli":
+    if file_format == "nli":
         with open(path, encoding="utf-8") as lines:
             return sum(1 for line in lines if line.strip())
-    import json  # tydiqa: SQuAD JSON, one question per qas entry
+    import json  # squad: SQuAD JSON, one question per qas entry
 
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     return sum(len(paragraph["qas"]) for article in data for paragraph in article["paragraphs"])
@@ -69,20 +64,18 @@ def _count_examples(path: Path, task: str) -> int:
 
 class DataSizes:
     """Examples per (task, language, split) as a run sees them: counted from the files under data_dir where
-    present, else XTREME_SIZES; TyDiQA's English dev set is a tenth of its train file; caps applied."""
+    present, else the task's `cost_sizes`; TyDiQA's English dev set is a tenth of its train file; caps applied."""
 
     def __init__(self) -> None:
         self._counted: dict[tuple, int] = {}
-        self.estimated: set[str] = set()  # tasks for which some size came from XTREME_SIZES
+        self.estimated: set[str] = set()  # tasks for which some size came from `cost_sizes`
 
     def file_examples(self, config: RunConfig, lang: str, file_split: str) -> int:
         key = (config.task, config.data_dir, lang, file_split)
         if key not in self._counted:
             count = None
             if config.source == "xtreme" and config.data_dir:
-                from fslib.formats.xtreme import XTREME_FILES
-
-                pattern = XTREME_FILES.get(config.task) or XTREME_FILES.get((config.task, file_split))
+                pattern = get_task(config.task).xtreme_file
                 path = Path(config.data_dir) / pattern.format(split=file_split, lang=lang) if pattern else None
                 if path is not None and path.is_file():
                     count = _count_examples(path, config.task)
@@ -94,30 +87,27 @@ class DataSizes:
                 count = len(read(config.data_dir, lang, file_split, config.treebank(lang)))
             if count is None:
                 self.estimated.add(config.task)
-                table = XTREME_SIZES[config.task]
+                table = get_task(config.task).cost_sizes
                 who = "en" if lang == SOURCE_LANG else "target"
                 count = table.get(f"{who}-{file_split}", table.get(f"target-{file_split}", 0))
             self._counted[key] = count
         return self._counted[key]
 
     def examples(self, config: RunConfig, lang: str, split: str) -> int:
-        c, source = config, lang == SOURCE_LANG
-        if c.task == "tydiqa":  # test = the dev file; English dev = a held-out tenth of train
-            if split == "test":
-                n = self.file_examples(c, lang, "dev")
-            else:
-                train = self.file_examples(c, lang, "train")
-                held_out = max(1, round(train * TYDIQA_SOURCE_DEV_FRACTION)) if c.hold_out_source_dev else 0
-                n = (train - held_out if split == "train" else held_out) if source else train - c.k
+        c, source, task = config, lang == SOURCE_LANG, get_task(config.task)
+        if task.source_dev_fraction is not None and split != "test":  # dev: held out of train (the source's)
+            train = self.file_examples(c, lang, "train")  # or train without the shots (a target's)
+            held_out = max(1, round(train * task.source_dev_fraction)) if c.hold_out_source_dev else 0
+            n = (train - held_out if split == "train" else held_out) if source else train - c.k
         else:
-            n = self.file_examples(c, lang, split)
+            n = self.file_examples(c, lang, task.file_split(split))
         cap = c.max_train_examples if split == "train" else c.max_eval_examples
         return min(n, cap) if cap is not None else n
 
 
 def shots(config: RunConfig) -> int:
     """Training examples per target language: K (XNLI: K per class)."""
-    return config.k * (3 if config.task == "xnli" else 1)
+    return get_task(config.task).shots(config.k)
 
 
 # ---- per-pass times ---------------------------------------------------------------------------------------
@@ -218,10 +208,10 @@ def source_training_cost(config: RunConfig, sizes: DataSizes) -> Cost:
     """One source model: training on English and its dev evaluations."""
     c, cost, shape = config.resolved(), Cost(), shape_of(config.model)
     cost.timed = shape is not None
-    tokens = TYPICAL_TOKENS[c.task]
+    tokens = get_task(c.task).typical_tokens
     steps, _ = _training(cost, "source-training", c, sizes.examples(c, SOURCE_LANG, "train"),
                          batch=c.train_batch_size, grad_accum=c.grad_accum, epochs=c.epochs, shape=shape, tokens=tokens)
-    if c.task != "tydiqa" or c.hold_out_source_dev:
+    if get_task(c.task).has_source_dev(c.hold_out_source_dev):
         points = evaluation_points(c, steps, c.epochs)
         cost.evaluations["evaluation during training"] += points
         _evaluate(cost, "evaluation during training", c, points * sizes.examples(c, SOURCE_LANG, "dev"), shape, tokens)
@@ -238,7 +228,7 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
     """One run without its source model (see source_training_cost): training, oracle passes, evaluations."""
     c, cost, shape = config.resolved(), Cost(), shape_of(config.model)
     cost.timed = shape is not None
-    tokens = TYPICAL_TOKENS[c.task]
+    tokens = get_task(c.task).typical_tokens
     targets = c.targets
     test = lambda langs: _evaluate(cost, "test evaluation", c, sum(sizes.examples(c, lang, "test") for lang in langs),
                                    shape, tokens)
@@ -271,7 +261,7 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
                 mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision, captured)
                                    for lang in oracles)
                 cost.seconds["oracle passes"] += passes * mean_seconds / len(oracles)
-        if c.task != "tydiqa" or c.hold_out_source_dev:
+        if get_task(c.task).has_source_dev(c.hold_out_source_dev):
             points = evaluation_points(c, steps, c.epochs)
             curve = [lang for lang in targets if c.curve_langs is None or lang in c.curve_langs]
             dev_langs = [SOURCE_LANG] + (curve if c.target_dev_curves else [])
@@ -371,7 +361,7 @@ def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
                      f"{p['dev evaluations']:,.0f} dev evaluations")
     if grid.estimated_sizes:
         lines.append(f"  data sizes of {', '.join(sorted(grid.estimated_sizes))} from XTREME's published sizes "
-                     f"(the data files are not there; fslib.batch.cost.XTREME_SIZES)")
+                     f"(the data files are not there; the tasks' cost_sizes in fslib.core.tasks)")
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from fslib.core.containment import ContainmentError, check_name
 from fslib.core.languages import LANGUAGES, SOURCE_LANG
 from fslib.core.methods import METHODS
-from fslib.core.tasks import TASKS
+from fslib.core.tasks import get_task, task_names
 from fslib.core.yaml_files import YamlFileError, load_yaml
 from fslib.formats.xtreme import available_languages
 from fslib.store.config import RunConfig, field_names, is_local_path
@@ -91,14 +91,14 @@ def _languages(path: Path, where: str, task: str, value, data_dir: str | None, s
     if value in (None, "all"):
         if source in ("ud", "uner") and data_dir:
             return [SOURCE_LANG] + [lang for lang in _ud_languages(path, data_dir, source) if lang != SOURCE_LANG]
-        return list(TASKS[task].languages)
+        return list(get_task(task).languages)
     if not isinstance(value, list) or not value or not all(isinstance(lang, str) for lang in value):
         raise _fail(path, where, f"expected 'all' or a list of language codes, got {value!r}")
-    known = set(TASKS[task].languages)
+    known = set(get_task(task).languages)
     if source in ("ud", "uner") and data_dir:  # exactly the languages the folder has treebanks for
         known = set(_ud_languages(path, data_dir, source))
     elif data_dir:  # the kit's metadata, and whatever languages the folder has test files for
-        known |= set(LANGUAGES) | set(available_languages(data_dir, task, "dev" if task == "tydiqa" else "test"))
+        known |= set(LANGUAGES) | set(available_languages(data_dir, task, get_task(task).file_split("test")))
     unknown = [lang for lang in value if lang not in known]
     _no_repeats(path, where, value)
     if unknown:
@@ -122,8 +122,8 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
     where = f"grids[{number}]"
     _check_keys(path, where, grid, GRID_KEYS)
     task = grid.get("task")
-    if task not in TASKS:
-        raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(TASKS)}")
+    if not isinstance(task, str) or task not in task_names():
+        raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(task_names())}")
     methods = grid.get("methods", list(METHODS))
     if isinstance(methods, list):
         if not methods:

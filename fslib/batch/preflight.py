@@ -48,15 +48,13 @@ class Need:
 
 def needs(config: RunConfig) -> list[Need]:
     """The splits `config` reads, as its method reads them (fslib.engine.methods, fslib.engine.stages)."""
-    from fslib.data import shot_split
-
     c = config.resolved()
     targets = c.targets
-    has_source_dev = c.task != "tydiqa" or c.hold_out_source_dev
+    has_source_dev = get_task(c.task).has_source_dev(c.hold_out_source_dev)
     wanted: list[Need] = [Need(SOURCE_LANG, "train")] + ([Need(SOURCE_LANG, "dev")] if has_source_dev else [])
     if c.method == "zero-shot":
         return wanted + [Need(lang, "test") for lang in c.languages]
-    wanted += [Need(lang, shot_split(c.task, lang), c.k) for lang in targets]
+    wanted += [Need(lang, get_task(c.task).shot_split(lang), c.k) for lang in targets]
     if c.method in ("ord-FS", "ord-FS+dev"):
         wanted += [Need(lang, "dev") for lang in targets] if c.method == "ord-FS+dev" else []
         return wanted + [Need(lang, "test") for lang in [SOURCE_LANG, *targets]]
@@ -132,7 +130,7 @@ class _Reader:
             raise DataError("source='xtreme' needs data_dir: the download/ folder of google-research/xtreme's "
                             "download_data.sh (or a folder written by fslib.prepare.mini.generate)")
         # TyDiQA: the official dev file is the test split; train and dev splits come from the train file
-        file_split = ("dev" if split == "test" else "train") if config.task == "tydiqa" else split
+        file_split = get_task(config.task).file_split(split)
         return self._xtreme_file(config.task, xtreme_path(config.data_dir, config.task, lang, file_split))
 
     def ud(self, config: RunConfig, lang: str, split: str) -> int:
@@ -172,13 +170,13 @@ def hub_language_problem(task: str, lang: str, split: str) -> str | None:
     from fslib.data.hub import HUB_DATASET, hub_config
 
     spec = get_task(task)
-    if task == "xnli" and lang == SOURCE_LANG and split == "train":
+    if spec.hub_source_train and lang == SOURCE_LANG and split == "train":
         return None  # MultiNLI
     try:
         hub_config(task, lang)
     except DataError as error:
         return str(error)
-    if task == "tydiqa" and lang not in TYDIQA_ID_PREFIXES.values():
+    if spec.kind == "qa" and lang not in TYDIQA_ID_PREFIXES.values():
         return (f"{HUB_DATASET} tydiqa has no language {lang!r}; languages: "
                 f"{', '.join(sorted(TYDIQA_ID_PREFIXES.values()))}")
     if task in ("ner", "xnli") and lang not in spec.languages:
@@ -234,7 +232,7 @@ def preflight(configs: Iterable[RunConfig]) -> Preflight:
                     why = hub_language_problem(c.task, need.lang, need.split)
                     if why:
                         raise DataError(why)
-                    if not (c.task == "xnli" and need.split == "train"):
+                    if not (get_task(c.task).hub_source_train and need.split == "train"):
                         hub[hub_config(c.task, need.lang)].append(c)
                     continue  # sizes are not known without downloading
             except DataError as error:
@@ -251,15 +249,16 @@ def preflight(configs: Iterable[RunConfig]) -> Preflight:
 
 def _check_shots(found: Preflight, c: RunConfig, need: Need, count: int, labels: Counter) -> None:
     task = get_task(c.task)
+    carved = task.source_dev_fraction is not None  # a target's dev split is its train split without the shots
     if task.kind == "classification":  # N-way K-shot
         short = {label: labels[label] for label in task.labels if labels[label] < need.shots}
         if short:
             found.add(f"{c.task} {need.lang!r} {need.split}: fewer than k={need.shots} examples of class "
                       + ", ".join(f"{label!r} ({n})" for label, n in short.items())
                       + "; K shots per class are drawn from it", c, need.lang, need.split)
-    elif count < need.shots + (c.task == "tydiqa"):  # TyDiQA: the target's dev split is train minus the shots
+    elif count < need.shots + carved:  # TyDiQA: the target's dev split is train minus the shots
         found.add(f"{c.task} {need.lang!r} {need.split}: {count} examples, fewer than k={need.shots} shots"
-                  + (" plus one for its dev split" if c.task == "tydiqa" else ""), c, need.lang, need.split)
+                  + (" plus one for its dev split" if carved else ""), c, need.lang, need.split)
 
 
 def check_data(configs: list[RunConfig], stop: bool = True) -> bool:

@@ -25,11 +25,9 @@ from fslib.core.tasks import SPLITS, get_task
 from fslib.data.schema import FEATURES
 from fslib.formats.errors import DataError
 from fslib.formats.seeds import stable_seed
-from fslib.formats.xtreme import TYDIQA_SOURCE_DEV_FRACTION, read_xtreme, xtreme_path
+from fslib.formats.xtreme import read_xtreme, xtreme_path
 
 SOURCES = ("xtreme", "hub", "ud", "uner")
-
-
 
 def _rows(task: str, path: str, lang: str, stamp: str):
     # `stamp` (size and mtime) is only here so that datasets' cache fingerprint changes when the file does.
@@ -117,15 +115,17 @@ def _without(dataset: Dataset, indices: list[int]) -> Dataset:
     return dataset.select([i for i in range(len(dataset)) if i not in excluded])
 
 
-def _tydiqa_source_split(train: Dataset) -> tuple[list[int], list[int]]:
-    order = np.random.default_rng(stable_seed("tydiqa-source-dev")).permutation(len(train))
-    n_dev = max(1, round(len(train) * TYDIQA_SOURCE_DEV_FRACTION))
+def _source_dev_split(task: str, train: Dataset) -> tuple[list[int], list[int]]:
+    """The source's train and dev rows of a task whose source dev split is held out of its train file: a fixed
+    fraction, the same for every run."""
+    order = np.random.default_rng(stable_seed(f"{task}-source-dev")).permutation(len(train))
+    n_dev = max(1, round(len(train) * get_task(task).source_dev_fraction))
     return sorted(order[n_dev:].tolist()), sorted(order[:n_dev].tolist())
 
 
 def shot_split(task: str, lang: str) -> str:
     """The split the shots of `lang` are drawn from: dev for XNLI targets (no target train data), else train."""
-    return "dev" if task == "xnli" and lang != SOURCE_LANG else "train"
+    return get_task(task).shot_split(lang)
 
 
 def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path | str | None = None,
@@ -154,30 +154,28 @@ def load_split(task: str, lang: str, split: str, *, source: str, data_dir: Path 
         raise ValueError(f"unknown language {lang!r} for {task}; valid: {', '.join(spec.languages)}")
     is_target = lang != SOURCE_LANG
 
-    if task == "xnli" and split == "train" and is_target:
-        raise DataError(f"XNLI has no training data in {lang!r}: its shots come from the dev split "
-                        f"(see fslib.data.shot_split)")
-    if task == "tydiqa":
-        if split == "test":
-            return _read_file_split(task, lang, "dev", source, data_dir)
+    if spec.target_shots_split != "train" and split == "train" and is_target:
+        raise DataError(f"{spec.title} has no training data in {lang!r}: its shots come from the "
+                        f"{spec.target_shots_split} split (see fslib.data.shot_split)")
+    if spec.source_dev_fraction is not None and split != "test":  # dev carved from the train file
         train = _read_file_split(task, lang, "train", source, data_dir)
         if not is_target and not hold_out_source_dev:
             if split == "train":
                 return train
-            raise DataError("English TyDiQA has no dev split with hold_out_source_dev=False (the whole train file "
-                            "is trained on)")
+            raise DataError(f"English {spec.title} has no dev split with hold_out_source_dev=False (the whole "
+                            "train file is trained on)")
         if not is_target:
-            source_train, source_dev = _tydiqa_source_split(train)
+            source_train, source_dev = _source_dev_split(task, train)
             return train.select(source_train if split == "train" else source_dev)
         if split == "train":
             return train
         if k is None or seed is None:
-            raise DataError(f"the TyDiQA dev split of {lang!r} is its train split without the shots: pass k and "
-                            f"seed to load_split")
+            raise DataError(f"the {spec.title} dev split of {lang!r} is its train split without the shots: pass k "
+                            f"and seed to load_split")
         return _without(train, shot_indices(train, task, k, seed))
 
-    dataset = _read_file_split(task, lang, split, source, data_dir)
-    if task == "xnli" and split == "dev" and is_target and k is not None and seed is not None:
+    dataset = _read_file_split(task, lang, spec.file_split(split), source, data_dir)
+    if split == spec.target_shots_split != "train" and is_target and k is not None and seed is not None:
         return _without(dataset, shot_indices(dataset, task, k, seed))
     return dataset
 

@@ -10,41 +10,38 @@ from __future__ import annotations
 from datasets import Dataset, load_dataset
 
 from fslib.core.languages import HUB_MISSING, HUB_UD_NAMES, TYDIQA_ID_PREFIXES
+from fslib.core.tasks import get_task
 from fslib.data.schema import FEATURES
 from fslib.formats.errors import DataError
 
 HUB_DATASET = "google/xtreme"
-MULTINLI_DATASET = "nyu-mll/multi_nli"
-# The kit's split names on the hub. TyDiQA's hub "validation" is the paper's test set.
+# The kit's file split names on the hub. TyDiQA's "validation" (its dev file) is the paper's test set.
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
-TYDIQA_HUB_SPLITS = {"train": "train", "test": "validation"}
 
 
 def hub_config(task: str, lang: str) -> str:
-    if lang in HUB_MISSING[task]:
+    """The google/xtreme config of `task` in `lang` (the task's `hub_config`, "{lang}" and "{ud_name}" filled)."""
+    spec = get_task(task)
+    if spec.hub_config is None:
+        raise DataError(f"task {task!r} is not on the hub (its Task has no hub_config); use source='xtreme'")
+    if lang in HUB_MISSING.get(task, ()):
         raise DataError(f"{HUB_DATASET} has no {task} data for {lang!r} (an XTREME-R addition); use "
                         f"source='xtreme' with data from google-research/xtreme's download_data.sh")
-    if task == "ner":
-        return f"PAN-X.{lang}"
-    if task == "pos":
-        if lang not in HUB_UD_NAMES:
-            raise DataError(f"{HUB_DATASET} has no udpos config for {lang!r}; languages with one: "
-                            f"{', '.join(HUB_UD_NAMES)}")
-        return f"udpos.{HUB_UD_NAMES[lang]}"
-    return {"xnli": "XNLI", "tydiqa": "tydiqa"}[task]
+    if "{ud_name}" in spec.hub_config and lang not in HUB_UD_NAMES:
+        raise DataError(f"{HUB_DATASET} has no {spec.hub_config.split('.')[0]} config for {lang!r}; languages with "
+                        f"one: {', '.join(HUB_UD_NAMES)}")
+    return spec.hub_config.format(lang=lang, ud_name=HUB_UD_NAMES.get(lang))
 
 
 def load_hub_split(task: str, lang: str, file_split: str) -> Dataset:
     """One split as stored on the hub (file_split: train, dev or test), in the kit's columns."""
-    if task == "xnli" and file_split == "train":
-        return from_multinli(load_dataset(MULTINLI_DATASET, split="train"))
-    hub_split = (TYDIQA_HUB_SPLITS if task == "tydiqa" else HUB_SPLITS)[file_split]
-    dataset = load_dataset(HUB_DATASET, hub_config(task, lang), split=hub_split)
-    if task == "ner":
-        return from_hub_tagging(dataset, "ner_tags", lang)
-    if task == "pos":
-        return from_hub_tagging(dataset, "pos_tags", lang)
-    if task == "xnli":
+    spec = get_task(task)
+    if spec.hub_source_train and file_split == "train":
+        return from_multinli(load_dataset(spec.hub_source_train, split="train"))
+    dataset = load_dataset(HUB_DATASET, hub_config(task, lang), split=HUB_SPLITS[file_split])
+    if spec.kind == "tagging":
+        return from_hub_tagging(dataset, spec.hub_tag_column, lang)
+    if spec.kind == "classification":
         return from_hub_xnli(dataset, lang)
     return from_hub_tydiqa(dataset, lang)
 

@@ -175,7 +175,7 @@ class Experiment:
     @property
     def has_source_dev(self) -> bool:
         """False only for TyDiQA trained on its whole English train file (no tenth held out as a dev set)."""
-        return self.config.task != "tydiqa" or self.config.hold_out_source_dev
+        return self.task.has_source_dev(self.config.hold_out_source_dev)
 
     def curves(self, dev_langs: list[str], selection_lang: str | None):
         """An evaluation callback for `train`: dev scores of `dev_langs` (and, with `test_curves`, test scores of

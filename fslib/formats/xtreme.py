@@ -16,23 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from fslib.core.tasks import NER_LABELS, UPOS_LABELS, XNLI_LABELS
+from fslib.core.tasks import XNLI_LABELS, Task, get_task
 from fslib.formats.errors import DataError, file_error
 from fslib.formats.text import utf8_text
 
-# English TyDiQA has no dev file: this fraction of its train file is held out as the source dev set (fslib.data)
-TYDIQA_SOURCE_DEV_FRACTION = 0.1
-
-XTREME_FILES = {
-    "ner": "panx/{split}-{lang}.tsv",
-    "pos": "udpos/{split}-{lang}.tsv",
-    "xnli": "xnli/{split}-{lang}.tsv",
-    ("tydiqa", "train"): "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",
-    ("tydiqa", "dev"): "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json",
-}
 HOW_TO_GET = (
     "run google-research/xtreme's scripts/download_data.sh and pass its download/ folder as data_dir "
     "(PAN-X needs AmazonPhotos.zip downloaded by hand first), or load from the hub with source='hub'"
@@ -43,8 +33,7 @@ _STRIPPED = ("XTREME's download_data.sh removes the labels of test files; use la
 
 def xtreme_path(data_dir: Path | str, task: str, lang: str, file_split: str) -> Path:
     """The file of `task`/`lang`/`file_split` (a split as named on disk: train, dev or test)."""
-    pattern = XTREME_FILES.get(task) or XTREME_FILES[(task, file_split)]
-    path = Path(data_dir) / pattern.format(split=file_split, lang=lang)
+    path = Path(data_dir) / _pattern(task).format(split=file_split, lang=lang)
     if not path.is_file():
         found = available_languages(data_dir, task, file_split)
         present = f"languages with this split there: {', '.join(found)}" if found else "no such files there"
@@ -55,10 +44,16 @@ def xtreme_path(data_dir: Path | str, task: str, lang: str, file_split: str) -> 
 
 def available_languages(data_dir: Path | str, task: str, file_split: str) -> list[str]:
     """The languages that have a `file_split` file of `task` under `data_dir`."""
-    pattern = XTREME_FILES.get(task) or XTREME_FILES[(task, file_split)]
-    prefix, suffix = pattern.format(split=file_split, lang="{lang}").split("{lang}")
+    prefix, suffix = _pattern(task).format(split=file_split, lang="{lang}").split("{lang}")
     root = Path(data_dir)
     return sorted(str(path.relative_to(root))[len(prefix):-len(suffix)] for path in root.glob(f"{prefix}*{suffix}"))
+
+
+def _pattern(task: str) -> str:
+    spec = get_task(task)
+    if not spec.xtreme_file:
+        raise ValueError(f"task {task!r} has no files in XTREME's layout (its Task has no xtreme_file)")
+    return spec.xtreme_file
 
 
 def read_tagging(path: Path, labels: tuple[str, ...]) -> Iterator[dict]:
@@ -89,7 +84,7 @@ def read_tagging(path: Path, labels: tuple[str, ...]) -> Iterator[dict]:
         yield {"tokens": tokens, "tags": tags}
 
 
-def read_xnli(path: Path) -> Iterator[dict]:
+def read_xnli(path: Path, labels: tuple[str, ...] = XNLI_LABELS) -> Iterator[dict]:
     """Pairs of an XNLI file: {"premise", "hypothesis", "label"} (MultiNLI's 'contradictory' read as
     'contradiction', as XTREME's preprocessing does)."""
     with utf8_text(path, newline="") as f:
@@ -102,8 +97,8 @@ def read_xnli(path: Path) -> Iterator[dict]:
                                                       f"{len(row)} fields")
             premise, hypothesis, label = row
             label = "contradiction" if label == "contradictory" else label
-            if label not in XNLI_LABELS:
-                raise file_error(path, rows.line_num, f"label {label!r} is not one of {', '.join(XNLI_LABELS)}")
+            if label not in labels:
+                raise file_error(path, rows.line_num, f"label {label!r} is not one of {', '.join(labels)}")
             yield {"premise": premise, "hypothesis": hypothesis, "label": label}
 
 
@@ -133,14 +128,18 @@ def read_tydiqa(path: Path) -> Iterator[dict]:
                        "answers": {"text": texts, "answer_start": starts}}
 
 
+# A task's file_format -> its reader (fslib.core.tasks.Task.file_format)
+READERS: dict[str, Callable[[Path, Task], Iterator[dict]]] = {
+    "tagging": lambda path, task: read_tagging(path, task.labels),
+    "nli": lambda path, task: read_xnli(path, task.labels),
+    "squad": lambda path, task: read_tydiqa(path),
+}
+
+
 def read_xtreme(task: str, path: Path) -> Iterator[dict]:
-    """Rows of one XTREME file of `task`, validated line by line."""
-    if task == "ner":
-        return read_tagging(path, NER_LABELS)
-    if task == "pos":
-        return read_tagging(path, UPOS_LABELS)
-    if task == "xnli":
-        return read_xnli(path)
-    if task == "tydiqa":
-        return read_tydiqa(path)
-    raise ValueError(f"{path}: no XTREME reader for task {task!r}; known tasks: ner, pos, tydiqa, xnli")
+    """Rows of one XTREME file of `task`, validated line by line (the reader of the task's file format)."""
+    try:
+        spec = get_task(task)
+    except ValueError as error:
+        raise ValueError(f"{path}: no XTREME reader: {error}") from None
+    return READERS[spec.file_format](path, spec)

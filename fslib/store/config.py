@@ -127,8 +127,8 @@ class RunConfig:
         surgeon_path(self.surgeon)  # a known surgeon, or "module:Class"
         check_limits(self)
         check_path_names(self)
-        if not self.hold_out_source_dev and self.selection == "best" and self.task == "tydiqa":
-            raise ValueError("hold_out_source_dev: false leaves TyDiQA without a source dev set; "
+        if not task.has_source_dev(self.hold_out_source_dev) and self.selection == "best":
+            raise ValueError(f"hold_out_source_dev: false leaves {task.title} without a source dev set; "
                              "use selection: last with it (as the authors do)")
         if self.method == "zero-shot" and self.save_model == "last" and self.selection == "best":
             raise ValueError("save_model: last with zero-shot: its model is the source model, kept at its selected "

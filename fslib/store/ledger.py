@@ -41,6 +41,7 @@ import pandas as pd
 from fslib.core.containment import files_named, inside, member
 from fslib.core.files import fingerprint, temporary_beside, write_atomic
 from fslib.core.languages import SOURCE_LANG
+from fslib.core.tasks import get_task
 from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
 from fslib.formats.uner import uner_files
@@ -404,8 +405,9 @@ def _source_files(c: RunConfig) -> list[Path]:
     """The files a source model is trained from: the source language's data and a local model's files."""
     files = []
     if c.source == "xtreme":
-        splits = ("train",) if c.task == "tydiqa" else ("train", "dev")
-        files += [xtreme_path(c.data_dir, c.task, SOURCE_LANG, split) for split in splits]
+        task = get_task(c.task)  # the files of the train and dev splits: TyDiQA's dev split is in its train file
+        file_splits = dict.fromkeys(task.file_split(split) for split in ("train", "dev"))
+        files += [xtreme_path(c.data_dir, c.task, SOURCE_LANG, split) for split in file_splits]
     if c.source == "ud":
         files += list(ud_files(c.data_dir, SOURCE_LANG, c.treebank(SOURCE_LANG)))
     if c.source == "uner":

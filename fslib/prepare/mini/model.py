@@ -19,10 +19,10 @@ from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaToke
 
 from fslib.core.files import save_pretrained
 from fslib.core.languages import MINI_LANGS
-from fslib.core.tasks import SPLITS, TASKS
+from fslib.core.tasks import SPLITS
 from fslib.data import load_split, texts
 from fslib.formats.errors import DataError
-from fslib.prepare.mini import MANIFEST, generate
+from fslib.prepare.mini import MANIFEST, MINI_TASKS, generate
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0-3; <mask> is id 4 here
 TINY_CONFIG = dict(  # small enough to train in seconds on a CPU
@@ -62,7 +62,7 @@ def build_tiny_model(out_dir: Path | str, corpus: Iterable[str], *, seed: int = 
 
 def mini_corpus(data_dir: Path | str) -> Iterator[str]:
     """Every text of the offline benchmark under `data_dir` (all tasks, languages and splits)."""
-    for task in TASKS:
+    for task in MINI_TASKS:
         for lang in MINI_LANGS:
             for split in ("train", "test") if task == "tydiqa" else SPLITS:
                 try:
