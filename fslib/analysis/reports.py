@@ -29,21 +29,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fslib.analysis.similarity import SIMILARITY_FILE
+from fslib.analysis.analyses import ANALYSES
 from fslib.core.containment import files_named
 from fslib.core.execution import KernelSession, kill_kernels
 from fslib.core.files import write_atomic
 from fslib.engine.tracking import LOSS_FIGURE
 from fslib.store.results import RESULTS_FILE
 
-DESCRIPTIONS = {
-    "main_results": "Table 1 and the per-language tables, beside the paper's figures",
-    "language_benefit": "Δ per target language, gradient-co-train − ord-FS (Tables 2 and 8)",
-    "gradient_heatmap": "cosine similarity of per-language gradients (Figure 1)",
-    "script_study": "single language, same-script subsets, all languages (Figure 2)",
-    "overfitting_curves": "dev scores per epoch of ord-FS+dev, and selection rules over epochs (Figures 3 and 5)",
-}
-SCRIPT_STUDY_METHODS = ("gradient-single", "gradient-subset")
 STAMP = ".results-fingerprint"
 
 
@@ -61,11 +53,6 @@ class ReportBuild:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def _preferred_k(ks) -> int:
-    ks = sorted(set(ks) - {0})
-    return 5 if 5 in ks else (ks[-1] if ks else 0)
 
 
 def plan_reports(results: pd.DataFrame, runs_dir: Path) -> tuple[list[tuple[str, str, dict]], dict[str, str]]:
@@ -95,39 +82,23 @@ def _slug(text: str) -> str:
 
 
 def _plan_one(results: pd.DataFrame, runs_dir: Path, extra: dict, suffix: str):
+    """The registered analyses (fslib.analysis.analyses.ANALYSES) the results support: the whole batch's first,
+    then each task's. Nothing without test results."""
     test = results[results["split"] == "test"]
     if test.empty:
         return [], {f"main_results{suffix}": "no test results yet"}
-    jobs, skipped = [(f"main_results{suffix}", "main_results", dict(extra))], {}
-    similarity_tasks = ({path.relative_to(runs_dir).parts[0] for path in files_named(runs_dir, SIMILARITY_FILE)}
-                        if runs_dir.is_dir() else set())
+    jobs, skipped = [], {}
+    targets = [(analysis, f"{analysis.name}{suffix}", results, {}) for analysis in ANALYSES.values()
+               if not analysis.per_task]
     for task in sorted(test["task"].unique()):
-        rows = test[test["task"] == task]
-        methods = set(rows["method"])
-        name = f"language_benefit_{task}{suffix}"
-        if {"gradient-co-train", "ord-FS"} <= methods:
-            k = _preferred_k(rows[rows["method"] == "gradient-co-train"]["k"])
-            jobs.append((name, "language_benefit", {"task": task, "k": k, **extra}))
+        targets += [(analysis, f"{analysis.name}_{task}{suffix}", results[results["task"] == task], {"task": task})
+                    for analysis in ANALYSES.values() if analysis.per_task]
+    for analysis, name, rows, parameters in targets:
+        planned = analysis.plan(rows, runs_dir)
+        if isinstance(planned, str):
+            skipped[name] = planned
         else:
-            absent = " and ".join(m for m in ("gradient-co-train", "ord-FS") if m not in methods)
-            skipped[name] = f"compares gradient-co-train with ord-FS; no test results of {absent}"
-        name = f"gradient_heatmap_{task}{suffix}"
-        if task in similarity_tasks:
-            jobs.append((name, "gradient_heatmap", {"task": task, "k": _preferred_k(rows["k"]), **extra}))
-        else:
-            skipped[name] = "no run recorded gradient similarities (gradient_similarity: true in the grid)"
-        name = f"script_study_{task}{suffix}"
-        if methods & set(SCRIPT_STUDY_METHODS):
-            k = _preferred_k(rows[rows["method"].isin(SCRIPT_STUDY_METHODS)]["k"])
-            jobs.append((name, "script_study", {"task": task, "k": k, **extra}))
-        else:
-            skipped[name] = "no gradient-single or gradient-subset runs (the script study's grids)"
-        name = f"overfitting_curves_{task}{suffix}"
-        curves = results[(results["task"] == task) & (results["method"] == "ord-FS+dev") & (results["split"] == "dev")]
-        if not curves.empty:
-            jobs.append((name, "overfitting_curves", {"task": task, "k": _preferred_k(curves["k"]), **extra}))
-        else:
-            skipped[name] = "no per-epoch dev scores of ord-FS+dev"
+            jobs.append((name, analysis.notebook, {**parameters, **planned, **extra}))
     return jobs, skipped
 
 
@@ -425,6 +396,10 @@ def _thumbnails(reports_dir: Path, jobs: list[tuple[str, str, dict]]) -> str:
     return f"<h2>Figures</h2><div class='thumbs'>{items}</div>"
 
 
+def _description(notebook: str) -> str:
+    return next((analysis.description for analysis in ANALYSES.values() if analysis.notebook == notebook), "")
+
+
 def _report_list(reports_dir: Path, jobs: list[tuple[str, str, dict]], errors: dict[str, str | None],
                  skipped: dict[str, str]) -> str:
     items = []
@@ -434,7 +409,7 @@ def _report_list(reports_dir: Path, jobs: list[tuple[str, str, dict]], errors: d
         setting = ", ".join(f"{key}={value}" for key, value in parameters.items())
         status = f' <b style="color:#b00">failed: {html.escape(errors[name])}</b>' if errors.get(name) else ""
         items.append(f'<li><a href="{name}.html">{html.escape(name)}</a> '
-                     f'(<a href="{name}/{name}.ipynb">notebook</a>) — {html.escape(DESCRIPTIONS[notebook])}'
+                     f'(<a href="{name}/{name}.ipynb">notebook</a>) — {html.escape(_description(notebook))}'
                      f'{" (" + html.escape(setting) + ")" if setting else ""}{status}<br><small>{links}</small></li>')
     left_out = "".join(f"<li>{html.escape(name)}: {html.escape(why)}</li>" for name, why in skipped.items())
     return ("<h2>Reports</h2><p>Executed analysis notebooks (HTML, and the .ipynb to open in Jupyter), their tables "

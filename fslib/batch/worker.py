@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fslib.batch.processes import die_with_parent
 from fslib.core.execution import KernelSession, execute_notebook
+from fslib.core.tasks import get_task
 from fslib.store.config import RunConfig, run_dir
 from fslib.store.ledger import clear_failure, discard_results, record_failure, write_timings
 
@@ -86,9 +87,9 @@ def execute_run_notebook(config: RunConfig, kernel_name: str | None = None, log:
     started = time.time()
     try:
         if session is None:
-            execute_notebook(config.task, notebook, notebook_parameters(config), kernel_name)
+            execute_notebook(get_task(config.task).notebook, notebook, notebook_parameters(config), kernel_name)
         else:
-            session.execute_notebook(config.task, notebook, notebook_parameters(config))
+            session.execute_notebook(get_task(config.task).notebook, notebook, notebook_parameters(config))
     except BaseException as error:
         discard_results(folder, since=started)  # rows this attempt wrote belong to a failed run; older ones stay
         record_failure(folder, config, f"{type(error).__name__}: {error}", notebook, started, log)

@@ -175,8 +175,14 @@ def kernel_scratch() -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def notebook_file(name: str | Path) -> Path:
+    """`notebooks/<name>.ipynb`, or `name` itself where it is the path of an .ipynb file (a notebook outside the
+    kit: a task's or an analysis registered by a user)."""
+    return Path(name) if str(name).endswith(".ipynb") else NOTEBOOKS / f"{name}.ipynb"
+
+
 def execute_notebook(name: str, executed: Path, parameters: dict, kernel_name: str | None = None) -> Path:
-    """Execute `notebooks/<name>.ipynb` with `parameters` injected after its parameters cell into `executed`
+    """Execute `notebook_file(name)` with `parameters` injected after its parameters cell into `executed`
     (kept even when a cell fails, with the error in it; the failure is raised); returns `executed`. The kernel, a
     new one, is the kit's own interpreter unless `kernel_name` names another kernelspec."""
     with KernelSession(kernel_name, notebooks_per_kernel=1) as session:
@@ -303,7 +309,7 @@ class KernelSession:
         try:
             if self.manager is None:
                 self._start()
-            papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", executed, parameters=parameters,
+            papermill.execute_notebook(notebook_file(name), executed, parameters=parameters,
                                        kernel_name=self.kernel_name, cwd=NOTEBOOKS, progress_bar=False,
                                        engine_name=_session_engine(), session=self)
         except BaseException:

@@ -33,6 +33,9 @@ class Task:
     alpha: float  # probability of stochastic gradient surgery
     doc_stride: int = 128  # qa only: overlap of the windows over long contexts
     title: str = ""  # the task's name in messages ("XNLI"); the name in capitals when empty
+    # the notebook a run of the task executes (its views of the predictions): a name under notebooks/ or the path
+    # of an .ipynb file (fslib.core.execution.notebook_file); the task's name when empty
+    notebook: str = ""
     # ---- files in XTREME's layout (fslib.formats.xtreme): the pattern under data_dir, and the reader
     xtreme_file: str = ""  # e.g. "udpos/{split}-{lang}.tsv" ({split}: the split as named on disk)
     file_format: str = "tagging"  # one of FILE_FORMATS
@@ -59,6 +62,8 @@ class Task:
                              f"{', '.join(FILE_FORMATS)}")
         if not self.title:
             object.__setattr__(self, "title", self.name.upper())
+        if not self.notebook:
+            object.__setattr__(self, "notebook", self.name)
 
     def shots(self, k: int) -> int:
         """Training examples of one target language at K shots: K, or K per class (N-way K-shot)."""
