@@ -6,9 +6,13 @@
   its jobs with it (see LocalExecutor).
 - `fslib.batch.slurm.SlurmExecutor`: one Slurm job array per stage, through submitit.
 
-Every executor follows the `Executor` protocol and is registered in `EXECUTORS` under the name `fslib batch
---executor` takes. Each job in flight leaves a running marker beside its log (fslib.store.ledger.mark_running, with
-{"executor": name, ...}); `job_alive` asks that executor whether the job still lives, for `fslib status`.
+Every executor is an `Executor` subclass registered in `EXECUTORS` under the name `fslib batch --executor` takes.
+The base owns what every executor does alike: the recheck of a job just before it starts (another batch may have
+done or taken it), the running marker each job in flight leaves beside its log (fslib.store.ledger.mark_running,
+with {"executor": name, ...}), the progress bar and the lines it writes for skipped and failed jobs, and the
+check of the parameter files' `cluster:` section against the keys the executor takes. A subclass says only how
+its jobs are launched and waited for (`launch`), how it is made for a batch (`for_batch`) and whether a job that
+left a marker still lives (`is_alive`, asked by `fslib status` through `job_alive`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 from tqdm.auto import tqdm
 
@@ -41,24 +46,87 @@ from fslib.store.ledger import (
     source_model_done,
 )
 
+Report = Callable[[int, Outcome], None]  # (the job's index in run_jobs' list, its outcome)
 
-class Executor(Protocol):
-    name: str  # as `--executor` names it, and as its running markers say
+
+class Executor:
+    """The shared part of every executor (see the module docstring); subclasses implement `for_batch`, `is_alive`
+    and `launch`."""
+
+    name: str = ""  # as `--executor` names it, and as its running markers say
+    cluster_keys: tuple[str, ...] = ()  # the keys of the parameter files' `cluster:` section it takes
+
+    @classmethod
+    def check_cluster(cls, cluster: dict, where: str = "cluster") -> None:
+        """A `cluster:` section with a key this executor does not take is an error naming the valid keys."""
+        unknown = sorted(set(cluster) - set(cls.cluster_keys))
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: "
+                             f"{', '.join(cls.cluster_keys) or f'none (executor {cls.name!r} takes no settings)'}")
 
     @classmethod
     def for_batch(cls, jobs: int, cluster: dict, output_dir: Path) -> Executor:
         """The executor for a batch: `--jobs`, the parameter files' `cluster:` section, the output folder."""
-
-    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
-        """Run `jobs` (marking each running while it is in flight); return their outcomes in order."""
+        raise NotImplementedError
 
     @staticmethod
     def is_alive(marker: dict) -> bool:
         """Whether the job that left the running marker `marker` still lives (a killed batch leaves stale ones)."""
+        raise NotImplementedError
+
+    def launch(self, jobs: list[tuple[int, Job]], description: str, report: Report) -> None:
+        """Run `jobs` ((index, job) pairs; `description`: the stage, as the progress bar names it), calling
+        `report(index, outcome)` once for each, from this thread. A job is to be rechecked just before it starts
+        (`taken`) and marked running while it is in flight (`running`, or `mark_running` and `clear_running`)."""
+        raise NotImplementedError
+
+    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
+        """Run `jobs` under a progress bar; returns their outcomes in order."""
+        if not jobs:
+            return []
+        outcomes: dict[int, Outcome] = {}
+        with tqdm(total=len(jobs), desc=description, unit="job") as bar:
+            def report(index: int, outcome: Outcome) -> None:
+                outcomes[index] = outcome
+                bar.update()
+                if outcome.skipped:
+                    bar.write(f"skipped: {outcome.job.name}: {outcome.skipped} in another batch")
+                elif not outcome.ok:
+                    bar.write(f"failed: {outcome.job.name}: {outcome.error}")
+
+            self.launch(list(enumerate(jobs)), description, report)
+        unreported = [job.name for i, job in enumerate(jobs) if i not in outcomes]
+        if unreported:
+            raise RuntimeError(f"executor {self.name!r} reported no outcome for {', '.join(unreported)}")
+        return [outcomes[i] for i in range(len(jobs))]
+
+    @staticmethod
+    def taken(job: Job) -> Outcome | None:
+        """A skipped outcome if another batch finished or took up `job` since this one was planned, else None."""
+        status = recheck(job)
+        return Outcome(job, True, skipped=status) if status else None
+
+    def mark_running(self, job: Job, **details) -> None:
+        mark_running(job.log, {"executor": self.name, **details})
+
+    @staticmethod
+    def clear_running(job: Job) -> None:
+        clear_running(job.log)
+
+    @contextmanager
+    def running(self, job: Job, **details) -> Iterator[None]:
+        """`job` marked running (its log's folder made) for the time of the block."""
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        self.mark_running(job, **details)
+        try:
+            yield
+        finally:
+            self.clear_running(job)
 
 
 # name -> "module:Class", imported on use: a batch on a laptop never imports the cluster's libraries
 EXECUTORS = {"local": "fslib.batch.executors:LocalExecutor", "slurm": "fslib.batch.slurm:SlurmExecutor"}
+DEFAULT_CLUSTER_EXECUTOR = "slurm"  # the executor a `cluster:` section without `executor:` configures
 HEARTBEAT_SECONDS = 60  # a local job's running marker is rewritten this often while the job runs
 STALE_SECONDS = 600  # a local marker from another host older than this is a dead batch's
 STOP_GRACE_SECONDS = 20  # a stopped worker's time to stop its kernel and record the failure, then SIGKILL
@@ -68,11 +136,23 @@ def executor_class(name: str) -> type[Executor]:
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
     module, cls = EXECUTORS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    found = getattr(importlib.import_module(module), cls)
+    if not (isinstance(found, type) and issubclass(found, Executor)):
+        raise TypeError(f"executor {name!r}: {EXECUTORS[name]} is not a fslib.batch.executors.Executor subclass")
+    return found
+
+
+def cluster_settings(cluster: dict, name: str) -> dict:
+    """The settings of a parameter file's `cluster:` section for executor `name`: the section without its
+    `executor` key where the section is for `name` (`executor:` absent: for Slurm), else none."""
+    if cluster.get("executor", DEFAULT_CLUSTER_EXECUTOR) != name:
+        return {}
+    return {key: value for key, value in cluster.items() if key != "executor"}
 
 
 def make_executor(name: str, jobs: int, cluster: dict, output_dir: Path) -> Executor:
-    return executor_class(name).for_batch(jobs, cluster, output_dir)
+    """Executor `name` for a batch, with its settings of the `cluster:` section."""
+    return executor_class(name).for_batch(jobs, cluster_settings(cluster, name), output_dir)
 
 
 def job_alive(marker: dict) -> bool:
@@ -91,7 +171,7 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """One worker per slot (`jobs` of them), started on its slot's first job and kept for the next ones of the same
     `run_jobs` call (`python -m fslib.batch.worker --serve`: a job in, one reply out, through its stdin and stdout); a
     worker that dies is replaced for the next job. Workers are children of the batch, in its process group (a
@@ -126,10 +206,7 @@ class LocalExecutor:
     def _run_one(self, job: Job, slots: queue.Queue) -> Outcome:
         slot = slots.get()
         try:
-            taken = recheck(job)  # another batch may have finished or started it since the batch was planned
-            if taken:
-                return Outcome(job, True, skipped=taken)
-            return self._start(job, slot)
+            return self.taken(job) or self._start(job, slot)
         finally:
             slots.put(slot)
 
@@ -155,19 +232,19 @@ class LocalExecutor:
     def _start(self, job: Job, slot: int) -> Outcome:
         job.log.parent.mkdir(parents=True, exist_ok=True)
         worker = self._worker(slot)
-        marker = {"executor": "local", **identity(worker.pid), "log": str(job.log)}
+        marker = {**identity(worker.pid), "log": str(job.log)}
         try:
-            mark_running(job.log, {**marker, "heartbeat": time.time()})
+            self.mark_running(job, **marker, heartbeat=time.time())
             try:
                 worker.stdin.write(json.dumps(job.payload()) + "\n")
                 worker.stdin.flush()
             except BrokenPipeError:  # the worker is gone: its exit status says why
                 pass
             while not select.select([worker.stdout], [], [], HEARTBEAT_SECONDS)[0]:
-                mark_running(job.log, {**marker, "heartbeat": time.time()})
+                self.mark_running(job, **marker, heartbeat=time.time())
             reply = worker.stdout.readline()
         finally:
-            clear_running(job.log)
+            self.clear_running(job)
         if reply:
             if json.loads(reply)["ok"]:
                 return Outcome(job, True)
@@ -178,25 +255,16 @@ class LocalExecutor:
             record_failure(job.folder, RunConfig(**job.config), outcome.error, log=job.log)  # it may be stopped first
         return outcome
 
-    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
-        """Run `jobs`, at most `self.jobs` at a time; returns their outcomes in order."""
-        if not jobs:
-            return []
+    def launch(self, jobs: list[tuple[int, Job]], description: str, report: Report) -> None:
+        """Run `jobs`, at most `self.jobs` at a time."""
         slots: queue.Queue = queue.Queue()
         for slot in range(self.jobs):
             slots.put(slot)
-        outcomes: dict[int, Outcome] = {}
-        with tqdm(total=len(jobs), desc=description, unit="job") as bar, ThreadPoolExecutor(self.jobs) as pool:
-            futures = {pool.submit(self._run_one, job, slots): i for i, job in enumerate(jobs)}
+        with ThreadPoolExecutor(self.jobs) as pool:
+            futures = {pool.submit(self._run_one, job, slots): i for i, job in jobs}
             try:
                 for future in as_completed(futures):
-                    outcome = future.result()
-                    outcomes[futures[future]] = outcome
-                    bar.update()
-                    if outcome.skipped:
-                        bar.write(f"skipped: {outcome.job.name}: {outcome.skipped} in another batch")
-                    elif not outcome.ok:
-                        bar.write(f"failed: {outcome.job.name}: {outcome.error}")
+                    report(futures[future], future.result())
             except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: start nothing more, stop what runs, then leave
                 pool.shutdown(wait=False, cancel_futures=True)
                 self.kill_running()
@@ -204,7 +272,6 @@ class LocalExecutor:
             # before the pool's threads end: a worker's parent-death signal comes when the thread that started it
             # ends (PR_SET_PDEATHSIG), not only the batch
             self.close_workers()
-        return [outcomes[i] for i in range(len(jobs))]
 
     def close_workers(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """End the idle workers: their stdin closes, they shut their kernels down and leave (killed after `grace`

@@ -15,7 +15,8 @@
         label: gradient-single          # optional: the method's name in the results (script study)
         target_sets: [[ar], [hi]]       # optional: one run per set of co-trained targets
         config: {alpha: 0.1}            # optional: RunConfig fields for this grid only
-    cluster: {...}            # optional: Slurm settings (see fslib.batch.executors)
+    cluster: {...}            # optional: an executor's settings; `executor:` names it (default slurm: see
+                              # fslib.batch.slurm), the other keys are checked against the keys it takes
     x-anything: ...           # ignored: a place for YAML anchors that grids merge (`- {<<: *main, seeds: [1]}`)
 
 Everything is checked on load, before any run starts; an error names the file, the key and the valid values.
@@ -207,7 +208,14 @@ def load_params(path: Path | str) -> BatchParams:
         raise _fail(path, "grids", f"the same run twice: {', '.join(duplicates)}")
     cluster = document.get("cluster", {}) or {}
     if cluster:
-        from fslib.batch.slurm import check_cluster
+        from fslib.batch.executors import DEFAULT_CLUSTER_EXECUTOR, cluster_settings, executor_class
 
-        check_cluster(cluster, f"{path}: cluster")
+        if not isinstance(cluster, dict):
+            raise _fail(path, "cluster", f"expected a mapping of settings, got {cluster!r}")
+        name = cluster.get("executor", DEFAULT_CLUSTER_EXECUTOR)
+        try:
+            executor_class(name).check_cluster(cluster_settings(cluster, name), f"{path}: cluster")
+        except ValueError as error:
+            raise ParamsError(str(error) if str(error).startswith(str(path)) else
+                              f"{path}: cluster.executor: {error}") from None
     return BatchParams(path, runs, prepare, cluster)

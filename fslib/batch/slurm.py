@@ -34,9 +34,9 @@ from pathlib import Path
 from submitit.helpers import Checkpointable
 from tqdm.auto import tqdm
 
-from fslib.batch.executors import recheck
+from fslib.batch.executors import Executor, Report
 from fslib.batch.worker import execute
-from fslib.store.ledger import Job, Outcome, clear_running, mark_running
+from fslib.store.ledger import Job, Outcome
 
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
                 "account", "qos", "constraint", "setup", "additional_parameters", "log_dir")
@@ -44,15 +44,9 @@ POLL_SECONDS = 5
 GONE_GRACE_SECONDS = 30
 
 
-def check_cluster(cluster: dict, where: str = "cluster") -> None:
-    unknown = sorted(set(cluster) - set(CLUSTER_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(CLUSTER_KEYS)}")
-
-
 def submitit_parameters(cluster: dict) -> dict:
     """The cluster section as submitit's AutoExecutor parameters."""
-    check_cluster(cluster)
+    SlurmExecutor.check_cluster(cluster)
     extra = dict(cluster.get("additional_parameters") or {})
     for key in ("account", "qos", "constraint"):
         if cluster.get(key):
@@ -78,8 +72,9 @@ class ResumableJob(Checkpointable):
         return execute(job)
 
 
-class SlurmExecutor:
+class SlurmExecutor(Executor):
     name = "slurm"
+    cluster_keys = CLUSTER_KEYS
 
     def __init__(self, cluster: dict, output_dir: Path | str = "outputs"):
         import submitit
@@ -97,54 +92,48 @@ class SlurmExecutor:
     def is_alive(marker: dict) -> bool:
         return job_alive(marker["job_id"])
 
-    def run_jobs(self, jobs: list[Job], description: str) -> list[Outcome]:
+    def launch(self, jobs: list[tuple[int, Job]], description: str, report: Report) -> None:
         """Submit `jobs` as one array, wait for all of them; a job that fails, is cancelled, times out or loses
         its node is an Outcome with ok=False, the error and its log. A job whose run another batch finished or
         took up since this one was planned (during an earlier stage, say) is not submitted."""
-        outcomes: dict[int, Outcome] = {}
-        for i, job in enumerate(jobs):
-            taken = recheck(job)
-            if taken:
-                outcomes[i] = Outcome(job, True, skipped=taken)
-                tqdm.write(f"skipped: {job.name}: {taken} in another batch")
-        if len(outcomes) == len(jobs):
-            return [outcomes[i] for i in range(len(jobs))]
+        to_submit = []
+        for i, job in jobs:
+            skipped = self.taken(job)
+            if skipped:
+                report(i, skipped)
+            else:
+                to_submit.append((i, job))
+        if not to_submit:
+            return
         self.executor.update_parameters(name=f"fslib-{description.replace(' ', '-')}")
         with self.executor.batch():
-            submitted = {i: self.executor.submit(ResumableJob(), job.payload()) for i, job in enumerate(jobs)
-                         if i not in outcomes}
-        for i, handle in submitted.items():
-            mark_running(jobs[i].log, {"executor": "slurm", "job_id": handle.job_id, "log": str(handle.paths.stderr)})
-        first = next(iter(submitted.values()))
+            submitted = {i: (job, self.executor.submit(ResumableJob(), job.payload())) for i, job in to_submit}
+        for job, handle in submitted.values():
+            self.mark_running(job, job_id=handle.job_id, log=str(handle.paths.stderr))
+        first = next(iter(submitted.values()))[1]
         tqdm.write(f"{description}: submitted Slurm job array {first.job_id.split('_')[0]} "
                    f"({len(submitted)} jobs; logs in {self.log_dir})")
         gone_since: dict[int, float] = {}
-        with tqdm(total=len(jobs), initial=len(outcomes), desc=description, unit="job") as bar:
-            while len(outcomes) < len(jobs):
-                queued = queued_jobs({handle.job_id.split("_")[0] for handle in submitted.values()})
-                for i, handle in submitted.items():
-                    job = jobs[i]
-                    if i in outcomes:
-                        continue
-                    if handle.done():
-                        outcomes[i] = self._outcome(job, handle)
-                    elif queued is not None and handle.job_id not in queued:
-                        # out of the queue but sacct has no final state (an array task cancelled before it
-                        # started never reaches the accounting): after a grace period, it failed
-                        gone_since.setdefault(i, time.monotonic())
-                        if time.monotonic() - gone_since[i] > GONE_GRACE_SECONDS:
-                            outcomes[i] = Outcome(job, False, f"Slurm job {handle.job_id} left the queue without a "
-                                                              f"result (cancelled or lost; last state "
-                                                              f"{handle.state}); log: {handle.paths.stderr}",
-                                                  handle.paths.stderr)
-                    if i in outcomes:
-                        clear_running(job.log)
-                        bar.update()
-                        if not outcomes[i].ok:
-                            bar.write(f"failed: {job.name}: {outcomes[i].error}")
-                if len(outcomes) < len(jobs):
-                    time.sleep(POLL_SECONDS)
-        return [outcomes[i] for i in range(len(jobs))]
+        while submitted:
+            queued = queued_jobs({handle.job_id.split("_")[0] for _, handle in submitted.values()})
+            for i, (job, handle) in list(submitted.items()):
+                outcome = None
+                if handle.done():
+                    outcome = self._outcome(job, handle)
+                elif queued is not None and handle.job_id not in queued:
+                    # out of the queue but sacct has no final state (an array task cancelled before it started
+                    # never reaches the accounting): after a grace period, it failed
+                    gone_since.setdefault(i, time.monotonic())
+                    if time.monotonic() - gone_since[i] > GONE_GRACE_SECONDS:
+                        outcome = Outcome(job, False, f"Slurm job {handle.job_id} left the queue without a result "
+                                                      f"(cancelled or lost; last state {handle.state}); log: "
+                                                      f"{handle.paths.stderr}", handle.paths.stderr)
+                if outcome is not None:
+                    self.clear_running(job)
+                    del submitted[i]
+                    report(i, outcome)
+            if submitted:
+                time.sleep(POLL_SECONDS)
 
     @staticmethod
     def _outcome(job: Job, handle) -> Outcome:
