@@ -51,7 +51,7 @@ def reports(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    from fslib.store.ledger import legacy_run_folders, migrate_runs
+    from fslib.store.migration import legacy_run_folders, migrate_runs
 
     for output_dir in args.output_dirs:
         for line in migrate_runs(output_dir):

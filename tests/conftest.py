@@ -56,6 +56,28 @@ def stand_in_ner_notebook(tmp_path):
     return write
 
 
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    """Write a module defined by a test (`plugin_module(name, source)`), importable in this process and in the
+    batch's workers and kernels (PYTHONPATH): how a user's surgeon, task or executor reaches every process."""
+    import sys
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", f"{folder}:{os.environ.get('PYTHONPATH', '')}")
+    written = []
+
+    def write(name: str, source: str) -> Path:
+        written.append(name)
+        (folder / f"{name}.py").write_text(source)
+        return folder / f"{name}.py"
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
 @pytest.fixture(scope="session")
 def xtreme_fixtures() -> Path:
     return FIXTURES / "xtreme"

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from test_run_store import GRID, finish, write_params
 
-import fslib.store.ledger
+import fslib.store.run_files
 from fslib.batch.params import ParamsError, load_params
 from fslib.batch.planning import plan
 from fslib.cli import main
 from fslib.core.containment import check_name, files_named, member
 from fslib.core.files import fingerprint
 from fslib.store.config import RunConfig
-from fslib.store.ledger import MANIFEST_FILE, discard_results, run_status, write_run
-from fslib.store.results import load_results
+from fslib.store.ledger import discard_results, run_status, write_run
+from fslib.store.results import MANIFEST_FILE, load_results
 
 
 def never_alive(marker: dict) -> bool:
@@ -79,7 +79,7 @@ def spy_on_checksums(monkeypatch) -> list[Path]:
         read.append(Path(path))
         return fingerprint(path)
 
-    monkeypatch.setattr(fslib.store.ledger, "fingerprint", spying)
+    monkeypatch.setattr(fslib.store.run_files, "fingerprint", spying)
     return read
 
 

@@ -4,8 +4,6 @@ a job is launched (in the batch's own process, through fslib.batch.worker.execut
 executor); the base rechecks, marks and reports. A parameter file's `cluster:` section goes to the executor it
 names, checked against that executor's keys."""
 
-import os
-import sys
 import textwrap
 
 import pytest
@@ -61,15 +59,10 @@ TOY = textwrap.dedent('''
 
 
 @pytest.fixture
-def toy_executor(tmp_path, monkeypatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "toy_executor.py").write_text(TOY)
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", f"{folder}:{os.environ.get('PYTHONPATH', '')}")
+def toy_executor(plugin_module, monkeypatch):
+    plugin_module("toy_executor", TOY)
     monkeypatch.setitem(executors.EXECUTORS, "inline", "toy_executor:InlineExecutor")
-    yield sys.modules.get("toy_executor") or __import__("toy_executor")
-    sys.modules.pop("toy_executor", None)
+    return __import__("toy_executor")
 
 
 def test_a_toy_executor_runs_a_grid_through_fslib_batch(mini_dir, tiny_model, tmp_path, toy_executor):

@@ -3,8 +3,6 @@ named in FSLIB_TASK_MODULES (so that the batch's workers find it too), runs thro
 the offline benchmark: POS tagging under another name, reading the benchmark's udpos/ files. No code of the kit
 names it. An unknown task is an error that lists the known ones."""
 
-import os
-import sys
 import textwrap
 
 import pandas as pd
@@ -32,16 +30,11 @@ TOY = textwrap.dedent('''
 
 
 @pytest.fixture
-def toy_task(tmp_path, monkeypatch):
+def toy_task(plugin_module, monkeypatch):
     """`toy_task` importable here and in the batch's workers (PYTHONPATH), named in FSLIB_TASK_MODULES."""
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "toy_task.py").write_text(TOY)
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", f"{folder}:{os.environ.get('PYTHONPATH', '')}")
+    plugin_module("toy_task", TOY)
     monkeypatch.setenv(registry.TASK_MODULES_VARIABLE, "toy_task")
     yield "toytag"
-    sys.modules.pop("toy_task", None)
     TASKS.pop("toytag", None)
     registry._loaded.discard("toy_task")
 

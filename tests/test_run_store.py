@@ -16,8 +16,8 @@ import yaml
 from fslib.batch.planning import plan, run_batch
 from fslib.cli import main
 from fslib.store.config import RunConfig, run_dir
-from fslib.store.ledger import MANIFEST_FILE, legacy_run_folders, result_set, source_model_folder, write_run
-from fslib.store.results import COLUMNS, Row, load_results, rows_frame
+from fslib.store.ledger import legacy_run_folders, result_set, source_model_folder, write_run
+from fslib.store.results import COLUMNS, MANIFEST_FILE, Row, load_results, rows_frame
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10,
         "eval_batch_size": 64, "progress": False}

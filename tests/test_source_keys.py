@@ -9,7 +9,7 @@ from pathlib import Path
 
 import fslib.store.content_keys
 from fslib.store.config import RunConfig
-from fslib.store.ledger import (
+from fslib.store.source_models import (
     SOURCE_RECORD,
     _source_files,
     _source_model_key_folder,

@@ -4,7 +4,6 @@ oracle passes; and a toy surgeon defined outside the kit (the README's "Extendin
 through `fslib batch` end to end on the offline benchmark."""
 
 import random
-import sys
 import textwrap
 
 import pandas as pd
@@ -45,15 +44,10 @@ TOY = textwrap.dedent('''
 
 
 @pytest.fixture
-def toy_module(tmp_path, monkeypatch):
+def toy_module(plugin_module):
     """`toy_surgeon` importable here and in the batch's workers and kernels (PYTHONPATH)."""
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "toy_surgeon.py").write_text(TOY)
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", f"{folder}:{__import__('os').environ.get('PYTHONPATH', '')}")
-    yield "toy_surgeon:MeanSurgeon"
-    sys.modules.pop("toy_surgeon", None)
+    plugin_module("toy_surgeon", TOY)
+    return "toy_surgeon:MeanSurgeon"
 
 
 def ner_config(**values) -> RunConfig:

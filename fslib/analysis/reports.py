@@ -63,10 +63,10 @@ def plan_reports(results: pd.DataFrame, runs_dir: Path) -> tuple[list[tuple[str,
     if len(models) <= 1:
         return _plan_one(results, runs_dir, {}, "")
     jobs, skipped, suffixes = [], {}, set()
-    from fslib.analysis.tables import model_name
+    from fslib.analysis.tables import short_model_name
 
     for model in models:
-        suffix = _slug(model_name(model))
+        suffix = _slug(short_model_name(model))
         while suffix in suffixes:  # two local folders of the same name
             suffix += "_"
         suffixes.add(suffix)

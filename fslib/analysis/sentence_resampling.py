@@ -1,5 +1,5 @@
 """How much of a per-language score is test-set noise: a percentile bootstrap over the test sentences (examples)
-of the final predictions a run keeps (`fslib.store.ledger.read_predictions`).
+of the final predictions a run keeps (`fslib.store.run_files.read_predictions`).
 
 Each language's test set is resampled with replacement, `samples` times, and the task's headline metric is
 recomputed on each replicate from per-example counts, exactly as `fslib.engine.metrics` computes it on the whole set:

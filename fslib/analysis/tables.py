@@ -37,7 +37,7 @@ __all__ = [
     "side_by_side",
     "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
     "language_benefit", "benefit_extremes", "script_study_table",
-    "missing_methods", "load_report_results", "separate_variants", "model_name",
+    "missing_methods", "load_report_results", "separate_variants", "short_model_name",
     "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
     # from fslib.analysis.curves and fslib.analysis.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
@@ -315,9 +315,10 @@ def missing_methods(results: pd.DataFrame, methods, task: str | None = None, k: 
     return [method for method in methods if method not in present]
 
 
-def model_name(model) -> str:
-    """A model as reports name it: the last part of a local path or hub name (shorter than the result rows' own
-    `model`, fslib.store.config.model_name, which keeps a hub id whole)."""
+def short_model_name(model) -> str:
+    """A model as reports label it: the last part of a local path or hub id ("xlm-roberta-large" for
+    "FacebookAI/xlm-roberta-large"), shorter than the result rows' own `model` (fslib.store.config.model_name, which
+    keeps a hub id whole, since two organisations may publish models of the same name)."""
     return Path(str(model)).name or str(model)
 
 
@@ -370,14 +371,14 @@ def load_report_results(path: Path | str, model: str | None = None,
         results, models = results[results["model"].map(str) == str(model)], [str(model)]
     notes = [f"left out, unreadable: {problem}" for problem in unreadable.values()]
     if len(models) > 1:
-        notes.append(f"{len(models)} models in these results ({', '.join(model_name(m) for m in models)}): "
+        notes.append(f"{len(models)} models in these results ({', '.join(short_model_name(m) for m in models)}): "
                      "their rows are kept apart, never averaged together")
     if separate:
         results, variant_notes = separate_variants(results, configs)
         return results, notes + variant_notes
     for each in models:
         _, variant_notes = separate_variants(results[results["model"].map(str) == each], configs)
-        notes += [f"{model_name(each)}: {note}" if len(models) > 1 else note for note in variant_notes]
+        notes += [f"{short_model_name(each)}: {note}" if len(models) > 1 else note for note in variant_notes]
     return results, notes
 
 
@@ -412,6 +413,6 @@ def separate_variants(results: pd.DataFrame, configs: dict[str, dict] | None = N
 
 def _short(value) -> str:
     if isinstance(value, str) and ("/" in value or "\\" in value):
-        value = model_name(value)
+        value = short_model_name(value)
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -1,6 +1,6 @@
 """What each task notebook shows beyond the scores: where the model goes wrong, in the task's own terms.
 
-Every view reads the final test predictions a run keeps (`fslib.store.ledger.read_predictions`: one dict per test
+Every view reads the final test predictions a run keeps (`fslib.store.run_files.read_predictions`: one dict per test
 example with `lang`, `gold` and `pred`, and for tagging the `tokens`, for TyDiQA the `question`):
 
 - NER: `entity_f1` (F1 per entity type and language) and `marked_sentences` (tagged sentences, errors marked);

@@ -30,7 +30,7 @@ from fslib.core.methods import method_entry
 from fslib.core.surgeons import oracle_batch_size
 from fslib.core.tasks import get_task
 from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
-from fslib.store.ledger import source_model_identity
+from fslib.store.source_models import source_model_identity
 
 # ---- data sizes ---------------------------------------------------------------------------------------------
 # Examples per split when the data files are absent: each task's `cost_sizes`. English: the published XTREME sizes
@@ -285,7 +285,8 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
 
 def source_key(config: RunConfig) -> tuple:
     """Runs with the same key share one source model: the run store's own rule
-    (fslib.store.ledger.source_model_identity), with the data folder and UD treebank its file stamps stand for."""
+    (fslib.store.source_models.source_model_identity), with the data folder and UD treebank its file stamps stand
+    for."""
     c = config.resolved()
     return (*source_model_identity(c), c.data_dir, c.treebank(SOURCE_LANG) if c.source == "ud" else None)
 

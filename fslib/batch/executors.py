@@ -8,7 +8,7 @@
 
 Every executor is an `Executor` subclass registered in `EXECUTORS` under the name `fslib batch --executor` takes.
 The base owns what every executor does alike: the recheck of a job just before it starts (another batch may have
-done or taken it), the running marker each job in flight leaves beside its log (fslib.store.ledger.mark_running,
+done or taken it), the running marker each job in flight leaves beside its log (fslib.store.jobs.mark_running,
 with {"executor": name, ...}), the progress bar and the lines it writes for skipped and failed jobs, and the
 check of the parameter files' `cluster:` section against the keys the executor takes. A subclass says only how
 its jobs are launched and waited for (`launch`), how it is made for a batch (`for_batch`) and whether a job that
@@ -35,16 +35,10 @@ from tqdm.auto import tqdm
 
 from fslib.batch.processes import HOST, identity, runs_here
 from fslib.store.config import RunConfig
-from fslib.store.ledger import (
-    Job,
-    Outcome,
-    clear_running,
-    failure,
-    mark_running,
-    record_failure,
-    run_status,
-    source_model_done,
-)
+from fslib.store.failures import failure, record_failure
+from fslib.store.jobs import Job, Outcome, clear_running, mark_running
+from fslib.store.source_models import source_model_done
+from fslib.store.status import run_status
 
 Report = Callable[[int, Outcome], None]  # (the job's index in run_jobs' list, its outcome)
 

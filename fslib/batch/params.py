@@ -123,8 +123,10 @@ def _expand_grid(path: Path, number: int, grid: dict, defaults: dict) -> list[Ru
     where = f"grids[{number}]"
     _check_keys(path, where, grid, GRID_KEYS)
     task = grid.get("task")
-    if not isinstance(task, str) or task not in task_names():
-        raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(task_names())}")
+    try:
+        get_task(task)  # a task module named in FSLIB_TASK_MODULES registers its task here
+    except ValueError:
+        raise _fail(path, f"{where}.task", f"{task!r} is not a task; valid tasks: {', '.join(task_names())}") from None
     methods = grid.get("methods", list(METHODS))
     if isinstance(methods, list):
         if not methods:

@@ -1,9 +1,9 @@
 """`fslib batch`: expand parameter files into runs, skip what is done, train the shared source models first, run
 the rest through an executor, record failures and go on, then build the reports.
 
-A run is done when its folder holds results.csv and a config.json with the same config hash (fslib.store.ledger reads
-and writes that state); so a batch that was interrupted (or edited) and started again runs exactly the missing
-(or changed) runs.
+A run is done when its folder holds results.csv and a config.json with the same config hash (fslib.store.status
+reads that state, fslib.store.run_files writes it); so a batch that was interrupted (or edited) and started again
+runs exactly the missing (or changed) runs.
 """
 
 from __future__ import annotations
@@ -18,19 +18,12 @@ from fslib.batch.processes import hold_output_folders
 from fslib.core.methods import METHODS
 from fslib.formats.errors import DataError
 from fslib.store.config import RunConfig, run_dir
-from fslib.store.ledger import (
-    RUN_LOG,
-    STATUSES,
-    Job,
-    clear_failure,
-    corruption,
-    failure,
-    legacy_notice,
-    record_failure,
-    run_status,
-    source_model_done,
-    source_model_folder,
-)
+from fslib.store.failures import clear_failure, failure, record_failure
+from fslib.store.jobs import RUN_LOG, Job
+from fslib.store.migration import legacy_notice
+from fslib.store.run_files import corruption
+from fslib.store.source_models import source_model_done, source_model_folder
+from fslib.store.status import STATUSES, run_status
 
 
 @dataclass

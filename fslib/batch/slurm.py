@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from fslib.batch.executors import Executor, Report
 from fslib.batch.worker import execute
-from fslib.store.ledger import Job, Outcome
+from fslib.store.jobs import Job, Outcome
 
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
                 "account", "qos", "constraint", "setup", "additional_parameters", "log_dir")

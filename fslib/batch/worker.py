@@ -5,7 +5,7 @@ runs' notebooks in one kernel (fslib.core.execution.KernelSession).
 
 A failed run leaves its executed notebook (with the error in it) and a FAILED file saying what happened; it never
 leaves result rows of its own: the notebook writes them atomically once training and evaluation are done, and a
-failure of any later cell puts back the results it replaced (fslib.store.ledger.discard_results).
+failure of any later cell puts back the results it replaced (fslib.store.run_files.discard_results).
 
 Started by the local executor, a worker dies with its batch: it asks for SIGTERM when the batch dies
 (FSLIB_BATCH_PID, fslib.batch.processes.die_with_parent), and SIGTERM, SIGHUP or SIGINT stop it like a failure (its
@@ -31,7 +31,8 @@ from fslib.batch.processes import die_with_parent
 from fslib.core.execution import KernelSession, execute_notebook
 from fslib.core.tasks import get_task
 from fslib.store.config import RunConfig, run_dir
-from fslib.store.ledger import clear_failure, discard_results, record_failure, write_timings
+from fslib.store.failures import clear_failure, record_failure
+from fslib.store.run_files import discard_results, write_timings
 
 STOP_GRACE_SECONDS = 15
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)

@@ -66,7 +66,7 @@ def save_pretrained(folder: Path | str, *parts) -> None:
         part.save_pretrained(folder)
     make_shareable(folder)
 def fingerprint(path: Path) -> dict:
-    """A file's size and SHA-256, as run manifests record them (fslib.store.ledger) and readers check them."""
+    """A file's size and SHA-256, as run manifests record them (fslib.store.run_files) and readers check them."""
     digest = hashlib.sha256()
     with open(path, "rb") as data:
         for block in iter(lambda: data.read(1 << 20), b""):

@@ -1,6 +1,6 @@
 """One call runs one experiment: `run_experiment(RunConfig(...))` trains what the method trains, evaluates every
-language, and writes the run's folder (through fslib.store.ledger: config.json, extra tables and results.csv as one set,
-its manifest last; a rerun replaces the old set only once the new one is complete)."""
+language, and writes the run's folder (through fslib.store.run_files: config.json, extra tables and results.csv as
+one set, its manifest last; a rerun replaces the old set only once the new one is complete)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from fslib.engine.checkpoint import CHECKPOINT_DIR
 from fslib.engine.methods import get_method
 from fslib.engine.stages import Experiment
 from fslib.store.config import RunConfig, model_name, run_dir
-from fslib.store.ledger import write_run
 from fslib.store.results import rows_frame
+from fslib.store.run_files import write_run
 
 
 def run_experiment(config: RunConfig) -> pd.DataFrame:

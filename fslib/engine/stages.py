@@ -33,8 +33,8 @@ from fslib.engine.tracking import TENSORBOARD_DIR, TRAINING_COLUMNS, TensorBoard
 from fslib.engine.training import StageSettings, TrainOutcome, autocast, to_device, train
 from fslib.formats.seeds import stable_seed
 from fslib.store.config import RunConfig, run_dir, stage_hyperparameters
-from fslib.store.ledger import read_source_record, source_model_done, source_model_folder, write_source_record
 from fslib.store.results import Row
+from fslib.store.source_models import read_source_record, source_model_done, source_model_folder, write_source_record
 
 
 def stage_settings(config: RunConfig, *, adapting: bool) -> StageSettings:

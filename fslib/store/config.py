@@ -1,14 +1,13 @@
 """A run's configuration: one dataclass, saved as JSON beside the run's result rows.
 
-A run is one task, method, K and seed over a set of languages. Hyper-parameters left at None take the task's
-defaults from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says
-what is computed (not where or on which device), so a batch can tell a finished run from one to redo; it does
-not cover the contents of the data files or of a local model folder: after replacing those, remove the runs
-(source models notice such changes by themselves, see fslib.store.ledger.source_model_folder). Paths in it (data_dir, a
-local model folder) count relative to `output_dir` (`portable_path`), so that moving or copying a checkout with its
-outputs and data, or another mount path on cluster nodes, keeps every finished run done. The hash is part of a run's
-folder (`run_dir`), so runs that compute different things never share one.
-"""
+A run is one task, method, K and seed over a set of languages. Hyper-parameters left at None take the task's defaults
+from the paper (docs/protocol.md), filled in by `resolved()`. The config hash covers every field that says what is
+computed (not where or on which device), so a batch can tell a finished run from one to redo; it does not cover the
+contents of the data files or of a local model folder: after replacing those, remove the runs (source models notice such
+changes by themselves, see fslib.store.source_models.source_model_folder). Paths in it (data_dir, a local model folder)
+count relative to `output_dir` (`portable_path`), so that moving or copying a checkout with its outputs and data, or
+another mount path on cluster nodes, keeps every finished run done. The hash is part of a run's folder (`run_dir`), so
+runs that compute different things never share one."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""What a file holds, as a short stamp for keys (a source model's folder, fslib.store.ledger.source_model_folder): its
-name and the SHA-256 of its bytes, so that a copy (`cp -r`, rsync without -t, a cluster's scratch) has the same
-stamp as the original and regenerated data with other bytes has another.
+"""What a file holds, as a short stamp for keys (a source model's folder,
+fslib.store.source_models.source_model_folder): its name and the SHA-256 of its bytes, so that a copy (`cp -r`, rsync
+without -t, a cluster's scratch) has the same stamp as the original and regenerated data with other bytes has
+another.
 
 Hashing a 2 GB model file takes seconds, and every batch and worker asks again, so checksums are cached in a JSON
 file (`$FSLIB_CHECKSUM_CACHE`, default `~/.cache/fslib/checksums.json`), by resolved path, size, modification time

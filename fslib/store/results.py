@@ -4,7 +4,7 @@ Columns: task, method, model, k, seed, lang, split, metric, value (0-100), epoch
 `split` is "test" for a run's final scores, "dev" for per-epoch dev curves (source and target dev sets) and
 "test-curve" for per-epoch test scores (only with `test_curves`). A run's folder holds `results.csv` (its
 rows), `config.json` (its RunConfig), possibly `surgery.csv` and `gradient_similarity.csv`, and `manifest.json`
-(each file's size and checksum and the row count); fslib.store.ledger writes them as one set, the manifest last, so a
+(each file's size and checksum and the row count); fslib.store.run_files writes them as one set, the manifest last, so a
 folder whose files match its manifest is a finished run and a failed or interrupted run never leaves rows that
 look valid. `load_results` checks every file against its manifest as it reads it, and reads result files from
 elsewhere (another tool, the paper) that have only the core columns.

@@ -43,12 +43,11 @@ def load_task_plugins() -> None:
 
 def get_task(name: str) -> Task:
     """The task called `name`; an unknown name is an error naming the known tasks."""
-    if name not in TASKS:
+    if isinstance(name, str) and name not in TASKS:
         load_task_plugins()
-    try:
-        return TASKS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+    if not isinstance(name, str) or name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    return TASKS[name]
 
 
 def task_names() -> list[str]:
