@@ -1,7 +1,7 @@
 """Every shipped grid plans the same runs as before the restructure into subpackages (issue 21): the run ids
 (with their config hashes) and run folders of `fslib batch FILE --dry-run`, kept in tests/fixtures/dry_run/ as
-the command printed them at 48f7058 (the checkout's root written as <ROOT>). A run whose hash changed would be
-planned again from scratch and its finished results no longer found.
+the command printed them at 48f7058 (real_ner.txt at 9723013: its grid came later), the checkout's root written
+as <ROOT>. A run whose hash changed would be planned again from scratch and its finished results no longer found.
 
 Source-model folder names are not compared: their key includes the data files' modification times
 (fslib.store.ledger.source_model_folder), which differ from one checkout to the next."""
