@@ -135,17 +135,13 @@ class _Reader:
 
     def ud(self, config: RunConfig, lang: str, split: str) -> int:
         """Sentences of a split of source "ud" or "uner" (the NER annotation of UD sentences)."""
+        from fslib.formats.treebanks import treebank_source_problem
         from fslib.formats.ud import read_ud_split
         from fslib.formats.uner import read_uner_split
 
-        task, what, folder = (("ner", "Universal NER", "UNER") if config.source == "uner"
-                              else ("pos", "Universal Dependencies", "UD"))
-        if config.task != task:
-            raise DataError(f"source={config.source!r} ({what} treebanks) has {task.upper()} data only, not "
-                            f"{config.task!r}")
-        if not config.data_dir:
-            raise DataError(f"source={config.source!r} needs data_dir: a folder of {folder} treebanks "
-                            f"({folder}_<Language>-<Name>/...)")
+        problem = treebank_source_problem(config.source, config.task, config.data_dir)
+        if problem:
+            raise DataError(problem)
         read = read_uner_split if config.source == "uner" else read_ud_split
         key = (config.source, config.data_dir, lang, split, config.treebank(lang))
         if key not in self._ud:

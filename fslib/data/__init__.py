@@ -25,6 +25,7 @@ from fslib.core.tasks import SPLITS, get_task
 from fslib.data.schema import FEATURES
 from fslib.formats.errors import DataError
 from fslib.formats.seeds import stable_seed
+from fslib.formats.treebanks import TREEBANK_SOURCES, treebank_source_problem
 from fslib.formats.xtreme import read_xtreme, xtreme_path
 
 SOURCES = ("xtreme", "hub", "ud", "uner")
@@ -48,11 +49,6 @@ def _read_xtreme_split(task: str, lang: str, file_split: str, data_dir: Path | s
         # datasets wraps the reader's error; the reader's own message names the file and line.
         cause = error.__cause__
         raise (cause if isinstance(cause, DataError) else error) from None
-
-
-# Sources that are folders of treebanks: the one task each holds, what it is, its folder layout.
-TREEBANK_SOURCES = {"ud": ("pos", "Universal Dependencies treebanks", "UD_<Language>-<Name>/..."),
-                    "uner": ("ner", "Universal NER treebanks", "UNER_<Language>-<Name>/...")}
 
 
 def _treebank_files(source: str, data_dir: Path, lang: str, treebank: str | None) -> tuple[str | None, list[Path]]:
@@ -80,11 +76,9 @@ def _treebank_rows(source: str, data_dir: str, lang: str, split: str, treebank: 
 def _read_treebank_split(task: str, lang: str, split: str, source: str, data_dir: Path | str | None,
                          treebank: str | None) -> Dataset:
     """One split of a treebank source ("ud" or "uner") as a Dataset (tokens, tags, lang)."""
-    holds, what, layout = TREEBANK_SOURCES[source]
-    if task != holds:
-        raise DataError(f"source={source!r} ({what}) has {holds.upper()} data only, not {task!r}")
-    if data_dir is None:
-        raise DataError(f"source={source!r} needs data_dir: a folder of {what} ({layout})")
+    problem = treebank_source_problem(source, task, data_dir)
+    if problem:
+        raise DataError(problem)
     data_dir = Path(data_dir).resolve()
     name, files = _treebank_files(source, data_dir, lang, treebank)  # an unknown language or treebank fails here
     stamp = ";".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files)

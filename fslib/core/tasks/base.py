@@ -44,6 +44,8 @@ class Task:
     # English dev file); a task with one also carves a target's dev split from its train file, without the shots
     source_dev_fraction: float | None = None
     target_shots_split: str = "train"  # the split a target's shots come from (XNLI: dev, removed from it)
+    # the folder of treebanks that holds this task's annotation as a source (fslib.formats.treebanks: "ud", "uner")
+    treebank_source: str | None = None
     # ---- the Hugging Face hub (fslib.data.hub): the google/xtreme config ("{lang}" and "{ud_name}" filled in),
     # the tag column of a tagging config, and a dataset in MultiNLI's schema giving the English train split instead
     hub_config: str | None = None

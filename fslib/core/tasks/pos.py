@@ -10,7 +10,7 @@ UPOS_LABELS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM"
 
 POS = register_task(Task(
     "pos", "tagging", UPOS_LABELS, "f1", TASK_LANGUAGES["pos"], learning_rate=2e-5, epochs=10, max_length=128,
-    alpha=1.0, xtreme_file="udpos/{split}-{lang}.tsv", file_format="tagging",
+    alpha=1.0, xtreme_file="udpos/{split}-{lang}.tsv", file_format="tagging", treebank_source="ud",
     hub_config="udpos.{ud_name}", hub_tag_column="pos_tags",
     cost_sizes={"en-train": 21_253, "en-dev": 3_974, "en-test": 5_440, "target-dev": 1_000, "target-test": 2_000},
     typical_tokens=40))
