@@ -42,7 +42,9 @@ class GradVac(Surgeon):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"GradVac's beta must be in [0, 1], got {beta}")
         self.beta = beta
-        self.targets = torch.zeros(len(self.languages), len(self.grads.parameters), device=self.grads.buffer.device)
+        buffer = self.grads.buffer
+        self.targets = torch.zeros(len(self.languages), len(self.grads.parameters), dtype=buffer.dtype,
+                                   device=buffer.device)
 
     def apply(self) -> None:
         lang = self.rng.choice(self.languages)
