@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fslib.analysis.aggregators import surgeon_variant_ks
 from fslib.analysis.similarity import SIMILARITY_FILE
 from fslib.core.containment import files_named
 from fslib.core.execution import KernelSession, kill_kernels
@@ -42,6 +43,7 @@ DESCRIPTIONS = {
     "gradient_heatmap": "cosine similarity of per-language gradients (Figure 1)",
     "script_study": "single language, same-script subsets, all languages (Figure 2)",
     "overfitting_curves": "dev scores per epoch of ord-FS+dev, and selection rules over epochs (Figures 3 and 5)",
+    "aggregators": "other gradient-conflict surgeons vs naive co-training and the paper's surgery: gains, cost",
 }
 SCRIPT_STUDY_METHODS = ("gradient-single", "gradient-subset")
 STAMP = ".results-fingerprint"
@@ -122,6 +124,11 @@ def _plan_one(results: pd.DataFrame, runs_dir: Path, extra: dict, suffix: str):
             jobs.append((name, "script_study", {"task": task, "k": k, **extra}))
         else:
             skipped[name] = "no gradient-single or gradient-subset runs (the script study's grids)"
+        name = f"aggregators_{task}{suffix}"
+        if ks := surgeon_variant_ks(runs_dir, task):
+            jobs.append((name, "aggregators", {"task": task, "k": _preferred_k(ks), **extra}))
+        else:
+            skipped[name] = "no gradient-co-train runs with another surgeon (params/mini/aggregators.yaml)"
         name = f"overfitting_curves_{task}{suffix}"
         curves = results[(results["task"] == task) & (results["method"] == "ord-FS+dev") & (results["split"] == "dev")]
         if not curves.empty:
