@@ -179,6 +179,19 @@ def test_upgrads_step_conflicts_with_no_language_and_is_the_sum_without_conflict
     torch.testing.assert_close(surgeon.aggregate(agreeing), agreeing.sum(0), rtol=1e-6, atol=1e-9)
 
 
+def test_upgrad_of_two_languages_is_pcgrad():
+    """With two gradients the dual-cone projection of each is its PCGrad projection: the two surgeons agree on
+    every step holding English and one target (what the mini grid shows), up to the regularisation of TorchJD's
+    quadratic program (its default reg_eps: differences of a few 1e-3 relative)."""
+    upgrad, pcgrad = language_surgeon(LanguageUPGrad), language_surgeon(LanguagePCGrad)
+    generator = torch.Generator().manual_seed(11)
+    for _ in range(10):
+        rows = torch.randn(2, 30, generator=generator, dtype=torch.float64)
+        rows[1] -= 0.8 * rows[0]
+        torch.testing.assert_close(upgrad.aggregate(rows), pcgrad.aggregate(rows), rtol=1e-2, atol=1e-3)
+        assert not torch.allclose(upgrad.aggregate(rows), rows.sum(0), rtol=1e-2)  # they did project
+
+
 class MeanSquares(torch.nn.Module):
     """A model whose loss is the mean over the batch's examples (as classification's and QA's are)."""
 

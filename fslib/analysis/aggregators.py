@@ -60,8 +60,10 @@ def load_surgeon_runs(runs_dir: Path | str, model: str | None = None) -> pd.Data
         if surgery.exists():
             log = pd.read_csv(surgery)
             row["steps"] = int(log["step"].max())
-            row["oracle_passes"] = float(log.filter(like="oracle_").to_numpy().sum())
-            row["language_passes"] = float(log["language_passes"].sum()) if "language_passes" in log else 0.0
+            # a per-language surgeon's oracle_<lang> columns count the targets it saw in a step, not passes
+            language = "language_passes" in log
+            row["oracle_passes"] = 0.0 if language else float(log.filter(like="oracle_").to_numpy().sum())
+            row["language_passes"] = float(log["language_passes"].sum()) if language else 0.0
             row["conflict_rate"] = float(log["conflict_rate"].mean())
             row["mean_cosine"] = float(log["mean_cosine"].mean())
         out.append(row)
