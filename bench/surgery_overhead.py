@@ -9,7 +9,10 @@ Times the training steps of co-training on the SAME batches, from the SAME initi
 - `reference`        the same algorithm written the usual way, `fslib.engine.surgery_reference.ReferenceSurgery` (clone and
                      concatenate, deep copy of the model, Python `if`), plugged in at the same place;
 - `gradient_a0.1`    gradient-co-train, alpha=0.1 (TyDiQA/XNLI): the coin mostly says no and the oracle
-                     forward/backward is skipped.
+                     forward/backward is skipped;
+- the other surgeons of `fslib/engine/surgeons`, alpha=1, each as its run's `surgeon` plugs it in:
+  `per_layer` (the projection per parameter tensor), `gradvac` (per-tensor target cosines), `pcgrad_languages`
+  and `upgrad` (per-language gradients of the step's own batch: one extra forward/backward per language present).
 
 and prints/saves the ratios gradient/naive (target <= 1.3 on CPU), gradient/reference (target < 1) and
 gradient(alpha=0.1)/naive. The model is a small, randomly initialised XLM-R with a 7-label token-classification
@@ -57,8 +60,7 @@ from fslib.core.languages import SOURCE_LANG  # noqa: E402
 from fslib.core.tasks import NER_LABELS  # noqa: E402
 from fslib.engine.captured_oracle import capturable, oracle_pass  # noqa: E402
 from fslib.engine.features import IGNORE, Collator  # noqa: E402
-from fslib.engine.surgeons.stochastic import StochasticGradientSurgery  # noqa: E402
-from fslib.engine.surgery import FlatGradients  # noqa: E402
+from fslib.engine.surgery import FlatGradients, get_surgeon  # noqa: E402
 from fslib.engine.surgery_reference import ReferenceSurgery  # noqa: E402
 from fslib.engine.training import (  # noqa: E402
     StageSettings,
@@ -159,10 +161,13 @@ class Variant:
     surgery: str  # "none" | "efficient" (the kit's default: oracle pass from CUDA graphs where capturable) |
     #               "eager" (the efficient surgery with the eager oracle pass) | "reference"
     alpha: float = 1.0
+    surgeon: str = "stochastic"  # fslib.core.surgeons.SURGEONS, for "efficient" and "eager"
 
 
+OTHER_SURGEONS = ("per_layer", "gradvac", "pcgrad_languages", "upgrad")
 VARIANTS = (Variant("naive", "none"), Variant("gradient", "efficient", 1.0), Variant("reference", "reference", 1.0),
-            Variant("gradient_a0.1", "efficient", 0.1))
+            Variant("gradient_a0.1", "efficient", 0.1),
+            *(Variant(name, "efficient", 1.0, name) for name in OTHER_SURGEONS))
 EAGER = Variant("gradient_eager", "eager", 1.0)  # where the oracle pass is captured, the same without capture
 
 
@@ -188,17 +193,23 @@ class Trainer:
             with autocast(device, settings.precision):
                 return module(**inputs).loss
 
+        def batch_loss(batch: dict) -> torch.Tensor:  # as surgeon_factory: the per-language surgeons' passes
+            inputs, _ = to_device(dict(batch), device)
+            with autocast(device, settings.precision):
+                return model(**inputs).loss
+
         self.grads = FlatGradients(list(model.parameters()))
         self.granularity = granularity
+        surgeon_class = get_surgeon(variant.surgeon)
         if variant.surgery == "reference":  # writes its result back into the same .grad tensors
             self.surgeon = ReferenceSurgery(model, languages, variant.alpha, SURGERY_SEED, oracle_loss)
         elif variant.surgery == "efficient" and capturable(device, settings.precision):  # as surgeon_factory
-            self.surgeon = StochasticGradientSurgery(
-                self.grads, languages, variant.alpha, SURGERY_SEED,
+            self.surgeon = surgeon_class(
+                self.grads, languages, variant.alpha, SURGERY_SEED, batch_loss=batch_loss,
                 oracle_pass=oracle_pass(model, self.grads, settings.precision, oracle))
         elif variant.surgery in ("efficient", "eager"):
-            self.surgeon = StochasticGradientSurgery(self.grads, languages, variant.alpha, SURGERY_SEED,
-                                                     lambda lang: oracle_loss(model, lang))
+            self.surgeon = surgeon_class(self.grads, languages, variant.alpha, SURGERY_SEED,
+                                         lambda lang: oracle_loss(model, lang), batch_loss=batch_loss)
         else:
             self.surgeon = None
 
@@ -277,6 +288,7 @@ def time_interleaved(setup: Setup, repeat: int) -> dict[str, dict]:
         elif trainer.surgeon:
             stats = trainer.surgeon.stats()
             run["conflict_rate"] = stats["conflict_rate"]
+            run["language_passes"] = int(stats.get("language_passes", 0))
             run["oracle_counts"] = {key[len("oracle_"):]: int(value) for key, value in stats.items()
                                     if key.startswith("oracle_")}
         if trainer.captured:
@@ -347,7 +359,7 @@ def summarise(runs: list[dict]) -> dict:
                # machine, though it counts the intra-op threads' spin-waiting too
                "cpu_time_mean_ms": statistics.fmean(
                    statistics.median(values) * 1e3 for values in zip(*(run["cpu_times_s"] for run in runs)))}
-    for key in ("conflict_rate", "oracle_counts", "projections", "final_loss"):
+    for key in ("conflict_rate", "oracle_counts", "projections", "final_loss", "language_passes"):
         if key in runs[-1]:
             summary[key] = runs[-1][key]
     return summary
@@ -481,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             results[variant.name]["peak_memory_bytes"] = peak_memory(setup, variant, args.warmup + 3)
 
     pairs = [(a, b) for a, b in (("gradient", "naive"), ("gradient", "reference"), ("gradient_a0.1", "naive"),
-                                 ("reference", "naive"), ("gradient_eager", "naive"), ("gradient", "gradient_eager"))
+                                 ("reference", "naive"), ("gradient_eager", "naive"), ("gradient", "gradient_eager"),
+                                 *((name, "naive") for name in OTHER_SURGEONS))
              if a in results and b in results]
     ratios = {statistic: {f"{a}/{b}": results[a][key] / results[b][key] for a, b in pairs}
               for statistic, key in (("mean", "mean_ms"), ("median", "median_ms"),
@@ -505,7 +518,11 @@ def main(argv: list[str] | None = None) -> int:
               "reference_extra_buffers": "transient, during each call: g_train (1 G after the clones are "
                                          "concatenated), the deep copy's parameters (1 G) and gradients (1 G), "
                                          "g_oracle (1 G, plus 1 G of clones while concatenating) = 5 G; 6 G when it "
-                                         "projects (the new g_train and a temporary)"}
+                                         "projects (the new g_train and a temporary)",
+              "other_surgeons_extra_buffers": "per_layer, gradvac: 1 G persistent, as gradient (gradvac adds its "
+                                              "targets: languages x tensors scalars); pcgrad_languages, upgrad: one "
+                                              "G per language present in the step, transient (the gradient "
+                                              "matrix), plus 1 G for PCGrad's projected row"}
     if device.type == "cuda":
         naive_peak = results["naive"]["peak_memory_bytes"]
         memory["cuda_peak_bytes"] = {name: r["peak_memory_bytes"] for name, r in results.items()}
@@ -553,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- the table
     name_width = max(len(name) for name in results) + 2
-    header = f"{'variant':<{name_width}}{'mean ms':>9}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'surgeries':>11}"
+    header = (f"{'variant':<{name_width}}{'mean ms':>9}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'surgeries':>11}"
+              f"{'lang passes':>13}")
     if device.type == "cuda":
         header += f"{'peak MiB':>10}"
     print(f"\n{machine_info(device)['device_name']} ({device.type}, {torch.get_num_threads()} threads); "
@@ -562,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     for name, r in results.items():
         line = (f"{name:<{name_width}}{r['mean_ms']:>9.1f}{r['median_ms']:>11.1f}{r['min_ms']:>9.1f}"
-                f"{r['max_ms']:>9.1f}{r['surgeries_per_repeat'][-1]:>11}")
+                f"{r['max_ms']:>9.1f}{r['surgeries_per_repeat'][-1]:>11}{r.get('language_passes', 0):>13}")
         if device.type == "cuda":
             line += f"{r['peak_memory_bytes'] / 2**20:>10.1f}"
         print(line)

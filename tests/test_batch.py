@@ -183,7 +183,8 @@ def test_shipped_parameter_files_are_valid():
     assert sorted(counts) == sorted([f"{kind}/{name}.yaml" for kind in ("mini", "paper")
                                      for name in ("ner", "pos", "tydiqa", "xnli", "script_study")] +
                                     [f"authors/{name}.yaml" for name in ("ner", "pos", "tydiqa", "xnli")] +
-                                    ["mini/authors.yaml"])
+                                    ["mini/authors.yaml", "mini/aggregators.yaml"])
     # the paper's grid: zero-shot once per seed, five methods x K in {1, 5, 10} x seeds 1-5
     assert counts["paper/ner.yaml"] == 5 + 5 * 3 * 5
     assert counts["mini/ner.yaml"] == 2 + 5 * 2 * 2
+    assert counts["mini/aggregators.yaml"] == 6 * 3  # naive, the paper's surgery and four surgeons x 3 seeds

@@ -13,7 +13,8 @@ from fslib.store.config import RunConfig
 from fslib.store.ledger import read_predictions
 
 TASKS = ("ner", "pos", "tydiqa", "xnli")
-ANALYSES = ("main_results", "language_benefit", "gradient_heatmap", "script_study", "overfitting_curves")
+ANALYSES = ("main_results", "language_benefit", "gradient_heatmap", "script_study", "overfitting_curves",
+            "aggregators")
 
 
 @pytest.mark.parametrize("name", TASKS + ANALYSES)

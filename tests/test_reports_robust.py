@@ -72,7 +72,8 @@ def test_missing_methods_and_skipped_reports_say_what_is_absent(tmp_path):
         "language_benefit_ner": "compares gradient-co-train with ord-FS; no test results of ord-FS",
         "gradient_heatmap_ner": "no run recorded gradient similarities (gradient_similarity: true in the grid)",
         "script_study_ner": "no gradient-single or gradient-subset runs (the script study's grids)",
-        "overfitting_curves_ner": "no per-epoch dev scores of ord-FS+dev"}
+        "overfitting_curves_ner": "no per-epoch dev scores of ord-FS+dev",
+        "aggregators_ner": "no gradient-co-train runs with another surgeon (params/mini/aggregators.yaml)"}
     # Table 1 and its comparisons without zero-shot, ord-FS and naive-co-train: the methods there, nothing else
     main = analysis.main_table(results)
     assert list(main.index) == [("ner", 5, "co-FT"), ("ner", 5, "gradient-co-train")]

@@ -64,8 +64,8 @@ def test_the_default_surgeon_is_the_papers_and_leaves_the_hash_alone():
 
 
 def test_unknown_surgeon_or_granularity_is_an_error_naming_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown surgeon 'pcgrad'; valid surgeons: stochastic, or "
-                                         r"'package.module:Class'"):
+    with pytest.raises(ValueError, match=r"unknown surgeon 'pcgrad'; valid surgeons: stochastic, per_layer, "
+                                         r"gradvac, pcgrad_languages, upgrad, or 'package.module:Class'"):
         ner_config(surgeon="pcgrad").resolved()
     with pytest.raises(ValueError, match="surgery_granularity must be one of 'step', 'micro_batch'"):
         ner_config(surgery_granularity="epoch").resolved()

@@ -81,6 +81,14 @@ def _script_study(rows: pd.DataFrame, runs_dir: Path) -> dict | str:
     return "no gradient-single or gradient-subset runs (the script study's grids)"
 
 
+def _aggregators(rows: pd.DataFrame, runs_dir: Path) -> dict | str:
+    from fslib.analysis.aggregators import surgeon_variant_ks
+
+    if ks := surgeon_variant_ks(runs_dir, rows["task"].iloc[0]):
+        return {"k": preferred_k(ks)}
+    return "no gradient-co-train runs with another surgeon (params/mini/aggregators.yaml)"
+
+
 def _overfitting_curves(rows: pd.DataFrame, runs_dir: Path) -> dict | str:
     curves = rows[(rows["method"] == "ord-FS+dev") & (rows["split"] == "dev")]
     return {"k": preferred_k(curves["k"])} if not curves.empty else "no per-epoch dev scores of ord-FS+dev"
@@ -95,6 +103,9 @@ register_analysis(Analysis("gradient_heatmap", "gradient_heatmap",
                            "cosine similarity of per-language gradients (Figure 1)", _gradient_heatmap))
 register_analysis(Analysis("script_study", "script_study",
                            "single language, same-script subsets, all languages (Figure 2)", _script_study))
+register_analysis(Analysis("aggregators", "aggregators",
+                           "other gradient-conflict surgeons vs naive co-training and the paper's surgery: gains, cost",
+                           _aggregators))
 register_analysis(Analysis("overfitting_curves", "overfitting_curves",
                            "dev scores per epoch of ord-FS+dev, and selection rules over epochs (Figures 3 and 5)",
                            _overfitting_curves))

@@ -153,7 +153,8 @@ def shape_of(model: str) -> Shape | None:
 
 
 # ---- counting a run ---------------------------------------------------------------------------------------
-STAGES = ("source-training", "target-adapting", "co-training", "oracle passes", "gradient similarity",
+STAGES = ("source-training", "target-adapting", "co-training", "oracle passes", "per-language passes",
+          "gradient similarity",
           "evaluation during training", "test evaluation")
 
 
@@ -254,7 +255,9 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
             from fslib.engine.surgery import get_surgeon  # torch: only for a grid with surgery
 
             # the surgeon's own expected passes per application (the stochastic one: one with probability alpha)
-            passes = get_surgeon(c.surgeon).oracle_passes(c.alpha, len(oracles)) * applications
+            surgeon = get_surgeon(c.surgeon)
+            passes = surgeon.oracle_passes(c.alpha, len(oracles)) * applications
+            _language_passes(cost, c, surgeon, sizes.examples(c, SOURCE_LANG, "train"), applications, shape, tokens)
             cost.passes["oracle passes"] += passes
             if shape:
                 captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.engine.captured_oracle
@@ -281,6 +284,26 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
     else:  # a method without a rule here would be priced as nothing: say so
         raise ValueError(f"fslib.batch.cost has no rule for method {c.method!r}: add one to run_cost")
     return cost
+
+
+def _language_passes(cost: Cost, config: RunConfig, surgeon, source_examples: int, applications: int,
+                     shape: Shape | None, tokens: float) -> None:
+    """A surgeon of the step's own batch (per-language gradients): its expected extra passes, from each
+    language's chance of being in a micro-batch (drawn without replacement: 1 - C(N - n, m) / C(N, m) for n of N
+    examples, micro-batch m), `grad_accum` micro-batches a step. Each pass takes a language's share of a
+    micro-batch; priced as a pass over 1/L of one, L the languages expected in it."""
+    micro = config.train_batch_size // config.grad_accum
+    counts = [source_examples] + [shots(config)] * len(config.targets)
+    total = sum(counts)
+    presence = [1 - math.comb(total - n, micro) / math.comb(total, micro) if micro <= total - n else 1.0
+                for n in counts]
+    passes = surgeon.batch_passes(config.alpha, presence) * config.grad_accum * applications
+    if not passes:
+        return
+    cost.passes["per-language passes"] += passes
+    if shape:
+        share = micro / max(sum(presence), 1.0)
+        cost.seconds["per-language passes"] += passes * shape.pass_seconds(share * tokens, config.precision)
 
 
 def source_key(config: RunConfig) -> tuple:
@@ -342,7 +365,7 @@ def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
         if cost.steps[stage]:
             what.append(f"{cost.steps[stage]:,.0f} optimiser steps")
         if cost.passes[stage] and not cost.steps[stage]:
-            expected = " (expected)" if stage == "oracle passes" else ""
+            expected = " (expected)" if stage in ("oracle passes", "per-language passes") else ""
             what.append(f"{cost.passes[stage]:,.0f} forward/backward passes{expected}")
         if cost.evaluations[stage]:
             what.append(f"{cost.evaluations[stage]:,.0f} evaluation points")

@@ -8,6 +8,7 @@ subclass importable wherever the run executes)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.tasks import get_task
@@ -15,7 +16,59 @@ from fslib.core.tasks import get_task
 DEFAULT_SURGEON = "stochastic"
 SURGEONS: dict[str, str] = {
     "stochastic": "fslib.engine.surgeons.stochastic:StochasticGradientSurgery",  # the paper's Algorithm 1
+    "per_layer": "fslib.engine.surgeons.per_layer:PerLayerSurgery",  # its projection per parameter tensor
+    "gradvac": "fslib.engine.surgeons.gradvac:GradVac",  # Wang et al. 2021, per-tensor EMA target cosines
+    "pcgrad_languages": "fslib.engine.surgeons.pcgrad_languages:LanguagePCGrad",  # per-language gradients
+    "upgrad": "fslib.engine.surgeons.upgrad:LanguageUPGrad",  # TorchJD's UPGrad over per-language gradients
 }
+
+
+@dataclass(frozen=True)
+class SurgeonArg:
+    """One parameter of a registered surgeon (a run's `surgeon_args`): its default and its valid range."""
+
+    default: float
+    low: float
+    high: float
+    doc: str
+
+
+# The parameters of each registered surgeon beyond alpha (a surgeon not named here takes none). A "module:Class"
+# surgeon's arguments go to its constructor as they are (it validates them).
+SURGEON_ARGS: dict[str, dict[str, SurgeonArg]] = {
+    "gradvac": {"beta": SurgeonArg(0.01, 0.0, 1.0, "the rate of the target cosines' moving average "
+                                                    "(Wang et al. 2021: 1e-2)")},
+}
+
+
+def check_surgeon_args(name: str, args: dict | None) -> dict | None:
+    """`args` validated for surgeon `name`, with the values at their defaults dropped (None when nothing is
+    left, so that a run naming the defaults keeps the hash of one naming none). Unknown names and values out of
+    range are errors naming what is valid."""
+    if args is None:
+        return None
+    if not isinstance(args, dict):
+        raise ValueError(f"surgeon_args must be a mapping of parameter names to numbers, not {args!r}")
+    if name not in SURGEONS:  # "module:Class": its constructor checks them
+        return dict(args) or None
+    valid = SURGEON_ARGS.get(name, {})
+    kept = {}
+    for key, value in args.items():
+        if key not in valid:
+            raise ValueError(f"surgeon_args: surgeon {name!r} has no parameter {key!r}; valid: "
+                             f"{', '.join(valid) or 'none'}")
+        spec = valid[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not spec.low <= value <= spec.high:
+            raise ValueError(f"surgeon_args.{key} of surgeon {name!r} must be a number in [{spec.low}, {spec.high}] "
+                             f"({spec.doc}), not {value!r}")
+        if value != spec.default:
+            kept[key] = value
+    return kept or None
+
+
+def surgeon_kwargs(name: str, args: dict | None) -> dict:
+    """The constructor arguments of surgeon `name`: its defaults, overridden by `args`."""
+    return {**{key: spec.default for key, spec in SURGEON_ARGS.get(name, {}).items()}, **(args or {})}
 # "step": once per optimiser step, on the accumulated gradient; "micro_batch": after every micro-batch (the
 # authors' code)
 GRANULARITIES = ("step", "micro_batch")
@@ -30,6 +83,18 @@ def surgeon_path(name: str) -> str:
         return name
     raise ValueError(f"unknown surgeon {name!r}; valid surgeons: {', '.join(SURGEONS)}, or 'package.module:Class' "
                      "of a fslib.engine.surgery.Surgeon subclass")
+
+
+# Surgeons of the step's own batch (per-language gradients): once per optimiser step only.
+STEP_ONLY = ("pcgrad_languages", "upgrad")
+
+
+def check_surgeon(name: str, granularity: str) -> None:
+    """A known surgeon at a granularity it supports."""
+    surgeon_path(name)
+    if name in STEP_ONLY and granularity != "step":
+        raise ValueError(f"surgeon {name!r} combines the per-language gradients of the whole step's batch: "
+                         f"surgery_granularity must be 'step', not {granularity!r}")
 
 
 def check_granularity(granularity: str) -> None:

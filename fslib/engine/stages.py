@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from fslib.core.files import replace_folder, save_pretrained
 from fslib.core.languages import SOURCE_LANG
-from fslib.core.surgeons import oracle_batch_size
+from fslib.core.surgeons import oracle_batch_size, surgeon_kwargs
 from fslib.core.tasks import get_task
 from fslib.core.timing import PhaseTimer
 from fslib.data import load_shots, load_split
@@ -370,13 +370,18 @@ class Experiment:
             with autocast(self.device, c.precision):
                 return model(**inputs).loss
 
-        surgeon_class = get_surgeon(c.surgeon)
+        def batch_loss(batch: dict) -> torch.Tensor:
+            inputs, _ = to_device(dict(batch), self.device)
+            with autocast(self.device, c.precision):
+                return model(**inputs).loss
+
+        surgeon_class, options = get_surgeon(c.surgeon), surgeon_kwargs(c.surgeon, c.surgeon_args)
 
         def surgeon(grads: FlatGradients) -> Surgeon:
             seed = stable_seed("surgery", c.seed)
             if c.cuda_graphs and capturable(self.device, c.precision):
-                return surgeon_class(grads, languages, c.alpha, seed,
-                                     oracle_pass=oracle_pass(model, grads, c.precision, oracle))
-            return surgeon_class(grads, languages, c.alpha, seed, oracle_loss)
+                return surgeon_class(grads, languages, c.alpha, seed, batch_loss=batch_loss,
+                                     oracle_pass=oracle_pass(model, grads, c.precision, oracle), **options)
+            return surgeon_class(grads, languages, c.alpha, seed, oracle_loss, batch_loss=batch_loss, **options)
         return surgeon
 

@@ -100,7 +100,8 @@ class Surgeon:
     def __init__(self, grads: FlatGradients, oracle_languages: list[str], alpha: float, seed: int,
                  oracle_loss: Callable[[str], torch.Tensor] | None = None,
                  backward: Callable[[torch.Tensor], None] | None = None, *,
-                 oracle_pass: Callable[[str], None] | None = None):
+                 oracle_pass: Callable[[str], None] | None = None,
+                 batch_loss: Callable[[dict], torch.Tensor] | None = None):
         if not oracle_languages:
             raise ValueError(f"{type(self).__name__} needs at least one oracle language")
         if not 0.0 <= alpha <= 1.0:
@@ -110,6 +111,7 @@ class Surgeon:
         self.oracle_pass = oracle_pass or self.eager_oracle_pass
         self.grads, self.languages, self.alpha, self.oracle_loss = grads, list(oracle_languages), alpha, oracle_loss
         self.backward = backward or (lambda loss: loss.backward())
+        self.batch_loss = batch_loss  # the model's loss on a collated batch (surgeons of the step's own batch)
         self.rng = random.Random(seed)
         self.saved = torch.empty_like(grads.buffer)  # the second gradient-sized buffer: g_train
         self.reset_stats()
@@ -119,6 +121,16 @@ class Surgeon:
         """The expected oracle forward/backward passes per application (fslib.batch.cost): one with
         probability `alpha`."""
         return alpha
+
+    @staticmethod
+    def batch_passes(alpha: float, presence: list[float]) -> float:
+        """The expected extra forward/backward passes per application on the step's own examples
+        (fslib.batch.cost), given each language's probability of being in a micro-batch: none here."""
+        return 0.0
+
+    def observe(self, group: list[dict]) -> None:
+        """Sees the step's micro-batches before their backward passes (a surgeon of the step's own batch keeps
+        them); nothing here."""
 
     def __call__(self) -> None:
         self.applications += 1

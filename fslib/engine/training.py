@@ -122,6 +122,8 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
     unscaled before the clipping; a step whose gradients hold an inf or NaN is skipped by the scaler."""
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     losses = []
+    if isinstance(surgeon, Surgeon):
+        surgeon.observe(group)
     for batch in group:
         inputs, _ = to_device(batch, device)
         with autocast(device, settings.precision):

@@ -23,7 +23,7 @@ from fslib.core.containment import check_name, inside
 from fslib.core.field_limits import check_limits
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.methods import METHODS
-from fslib.core.surgeons import DEFAULT_SURGEON, GRANULARITIES, surgeon_path
+from fslib.core.surgeons import DEFAULT_SURGEON, GRANULARITIES, check_surgeon, check_surgeon_args
 from fslib.core.tasks import get_task
 
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -32,7 +32,8 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed")
+                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed",
+                "surgeon_args")
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
               "checkpoint_every_epoch")
@@ -75,6 +76,7 @@ class RunConfig:
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
     surgeon: str = DEFAULT_SURGEON  # which gradient surgery (fslib.core.surgeons: a name, or "module:Class")
+    surgeon_args: dict | None = None  # the surgeon's own parameters, e.g. {"beta": 0.01} (fslib.core.surgeons)
     surgery_granularity: str = "step"  # "step" (once per optimiser step) or "micro_batch" (the authors' code)
     oracle_batch_size: int | None = None  # None: a target's oracle is its shots (a random train batch of them if
     # more), English's min(K, train batch); n: the authors' rule, English min(K, n), a target all its K shots
@@ -123,7 +125,7 @@ class RunConfig:
         if (self.k == 0) != (self.method == "zero-shot"):
             raise ValueError(f"k={self.k} with method {self.method!r}: zero-shot has k=0, every other method k>=1")
         check_values(self)
-        surgeon_path(self.surgeon)  # a known surgeon, or "module:Class"
+        check_surgeon(self.surgeon, self.surgery_granularity)  # a known surgeon, or "module:Class"
         check_limits(self)
         check_path_names(self)
         if not task.has_source_dev(self.hold_out_source_dev) and self.selection == "best":
@@ -154,7 +156,7 @@ class RunConfig:
             target_epochs=given(self.target_epochs, epochs), target_batch_size=given(self.target_batch_size,
                                                                                      max(self.k, 1)),
             max_length=given(self.max_length, task.max_length), doc_stride=given(self.doc_stride, task.doc_stride),
-            alpha=given(self.alpha, task.alpha))
+            alpha=given(self.alpha, task.alpha), surgeon_args=check_surgeon_args(self.surgeon, self.surgeon_args))
 
     def treebank(self, lang: str) -> str | None:
         """source "ud" or "uner": the treebank chosen for `lang` (None: fslib.formats.ud's default)."""

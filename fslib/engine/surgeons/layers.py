@@ -1,0 +1,19 @@
+"""Per-tensor views of a flat gradient buffer, for the surgeons that work layer by layer (a "layer" is one
+parameter tensor: a weight matrix, a bias, a LayerNorm's scale). Assumes the buffer is laid out as
+fslib.engine.surgery.FlatGradients lays out the model's gradients: its parameters in order, each flattened."""
+
+from __future__ import annotations
+
+import torch
+
+from fslib.engine.surgery import FlatGradients
+
+
+def tensor_views(grads: FlatGradients, buffer: torch.Tensor) -> list[torch.Tensor]:
+    """`buffer` (gradient-sized) cut into one flat view per parameter tensor of `grads`."""
+    return list(torch.split(buffer, [p.numel() for p in grads.parameters]))
+
+
+def tensor_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """The dot product of each pair of views, as one device tensor (no host sync)."""
+    return torch.stack([torch.dot(x, y) for x, y in zip(a, b)])
