@@ -29,6 +29,7 @@ from fslib.core.containment import files_named, member
 from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.core.tasks import TASKS, get_task
 from fslib.store.config import NOT_HASHED
+from fslib.store.provenance import engine_note, signature  # noqa: F401  (signature: printed under every table)
 from fslib.store.results import CONFIG_FILE, RESULTS_FILE, load_results
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
     "side_by_side",
     "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
     "language_benefit", "benefit_extremes", "script_study_table",
-    "missing_methods", "load_report_results", "separate_variants", "model_name",
+    "missing_methods", "load_report_results", "separate_variants", "model_name", "signature",
     "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
     # from fslib.analysis.curves and fslib.analysis.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
@@ -349,7 +350,8 @@ def load_report_results(path: Path | str, model: str | None = None,
     same (task, method, K, seed) that differ in their configuration (an ablation, two grids in one folder) are
     kept apart by `separate_variants` instead of being averaged; with `separate=False` the rows are left as
     they are and the notes say, per model, what each model's reports will keep apart. A results file that
-    cannot be read is left out, and a note names it and why (`unreadable_results` lists them all)."""
+    cannot be read is left out, and a note names it and why (`unreadable_results` lists them all). A note warns
+    when the rows come from several engine versions (fslib.store.provenance.engine_note)."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(files_named(path, RESULTS_FILE))
     frames, configs, unreadable = [], {}, {}
@@ -369,6 +371,9 @@ def load_report_results(path: Path | str, model: str | None = None,
     if model is not None:
         results, models = results[results["model"].map(str) == str(model)], [str(model)]
     notes = [f"left out, unreadable: {problem}" for problem in unreadable.values()]
+    mixed_engines = engine_note(results)
+    if mixed_engines:
+        notes.append(mixed_engines)
     if len(models) > 1:
         notes.append(f"{len(models)} models in these results ({', '.join(model_name(m) for m in models)}): "
                      "their rows are kept apart, never averaged together")

@@ -118,6 +118,11 @@ class Experiment:
                                                  self.config.max_query_length)
         return self._features[key]
 
+    @property
+    def loaded_examples(self) -> list[Dataset]:
+        """Every split loaded so far (their cache files name a hub dataset's revision: fslib.engine.provenance)."""
+        return list(self._examples.values())
+
     def settings(self, *, adapting: bool) -> StageSettings:
         return stage_settings(self.config, adapting=adapting)
 

@@ -5,6 +5,7 @@ A run folder (`fslib.store.config.run_dir`: `runs/<task>/<label>/k<K>/seed<S>[/<
     config.json             the run's RunConfig
     <table>.csv             extra tables (surgery.csv, gradient_similarity.csv, training.csv)
     predictions.jsonl.gz    the final test predictions, what the task notebooks' views read
+    provenance.json         what produced the run: kit commit, libraries, device, data and model checksums
     results.csv             the rows
     manifest.json           the size and checksum of each file above and the row count: a folder whose files match
                             it is a finished run; written last
@@ -47,6 +48,7 @@ from fslib.formats.uner import uner_files
 from fslib.formats.xtreme import xtreme_path
 from fslib.store.config import RunConfig, is_local_path, portable_path, run_dir, run_subpath, stage_hyperparameters
 from fslib.store.content_keys import content_stamp
+from fslib.store.provenance import PROVENANCE_FILE
 from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, read_manifest, results_problem
 
 FAILED_FILE = "FAILED.json"
@@ -109,8 +111,10 @@ def running_record(log: Path) -> dict | None:
 
 # ---- finished runs -----------------------------------------------------------------------------------------
 def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[str, pd.DataFrame],
-              predictions: list[dict] | None = None, timings: dict[str, float] | None = None) -> None:
-    """A finished run's files (with `timings`: where its time went, in seconds), written as one set: each file
+              predictions: list[dict] | None = None, timings: dict[str, float] | None = None,
+              provenance: dict | None = None) -> None:
+    """A finished run's files (with `timings`: where its time went, in seconds; with `provenance`: what produced
+    it, fslib.store.provenance), written as one set: each file
     to a temporary name, then renamed into place, the manifest (sizes, checksums, row count) last. The set it
     replaces is kept as `.<name>.previous` files until the next write (see `discard_results`)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +125,8 @@ def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[
         writers[PREDICTIONS_FILE] = lambda path: _write_jsonl_gz(path, predictions)
     if timings:
         writers[TIMINGS_FILE] = lambda path: Path(path).write_text(json.dumps(timings, indent=1) + "\n")
+    if provenance:
+        writers[PROVENANCE_FILE] = lambda path: Path(path).write_text(json.dumps(provenance, indent=1) + "\n")
     writers[RESULTS_FILE] = lambda path: rows.to_csv(path, index=False)
     staged: dict[str, Path] = {}
     try:
