@@ -34,6 +34,9 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
                 "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed")
+# How `max_train_examples` picks its rows (fslib.data.capped_rows): part of a capped run's hash, because capped runs
+# made before it took the first rows
+TRAIN_CAP_RULE = "seeded-sample"
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
               "checkpoint_every_epoch")
@@ -90,7 +93,9 @@ class RunConfig:
     curve_langs: list[str] | None = None  # targets whose curves are recorded beyond what selection needs; None: all
     gradient_similarity: bool = False  # co-training: per-language gradient cosines of the final model
     similarity_source_batches: int = 100  # English gradient averaged over this many batches
-    max_train_examples: int | None = None  # cap on the source train set (CPU demos); None: all
+    # cap on the source train set (CPU demos, small grids): a sample of this many rows drawn with the run's seed, so
+    # that seeds resample it (fslib.data.capped_rows); None: all
+    max_train_examples: int | None = None
     max_eval_examples: int | None = None  # cap on each dev/test set (CPU demos); None: all
     eval_batch_size: int = 64
     precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
@@ -180,6 +185,8 @@ class RunConfig:
         for name in ("data_dir", "model"):  # where the checkout lies is not what a run computes
             if hashed[name] is not None and (name == "data_dir" or is_local_path(hashed[name])):
                 hashed[name] = portable_path(hashed[name], self.output_dir)
+        if hashed["max_train_examples"] is not None:  # the cap took the first rows before it drew a seeded sample:
+            hashed["train_cap"] = TRAIN_CAP_RULE  # capped runs compute something else now (uncapped keep their hash)
         if hashed["precision"] in LEGACY_BF16:  # runs made before `precision` replaced `bf16` keep their hash
             hashed["bf16"] = LEGACY_BF16[hashed.pop("precision")]
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
