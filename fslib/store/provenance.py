@@ -77,7 +77,7 @@ def data_files(config) -> list[Path]:
         elif config.source == "uner":
             files += uner_files(config.data_dir, lang, config.treebank(lang))
         elif config.source == "xtreme":
-            for split in ("train", "dev", "test"):
+            for split in ("train", "dev") if config.task == "tydiqa" else ("train", "dev", "test"):  # TyDiQA: 2 files
                 try:
                     files.append(xtreme_path(config.data_dir, config.task, lang, split))
                 except DataError:  # a split this task has not in this language (XNLI targets' train, ...)
