@@ -38,7 +38,7 @@ __all__ = [
     "side_by_side",
     "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
     "language_benefit", "benefit_extremes", "script_study_table",
-    "missing_methods", "load_report_results", "separate_variants", "model_name", "signature",
+    "missing_methods", "load_report_results", "separate_variants", "model_name", "signature", "choose_metrics",
     "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
     # from fslib.analysis.curves and fslib.analysis.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
@@ -71,6 +71,25 @@ def headline_test_rows(results: pd.DataFrame, task: str | None = None) -> pd.Dat
     rows = rows[rows["metric"] == headline].copy()
     rows.loc[rows["method"] == ZERO_SHOT, "k"] = 0
     return rows
+
+
+def choose_metrics(results: pd.DataFrame, metrics: dict[str, str] | None) -> pd.DataFrame:
+    """`results` with each task of `metrics` scored on the metric given (e.g. {"pos": "token_accuracy"}, POS's
+    second row beside seqeval F1) instead of its headline metric: that metric's rows are renamed to the headline's
+    name and the headline's rows dropped, so every table uses it. A metric the task's rows lack is an error naming
+    those they have."""
+    if not metrics:
+        return results
+    results = results.copy()
+    for task, metric in metrics.items():
+        rows = results["task"] == task
+        present = sorted(set(results.loc[rows, "metric"]))
+        if metric not in present:
+            raise ValueError(f"metrics: {task} has no {metric!r} rows; its metrics here: {', '.join(present)}")
+        headline = get_task(task).metric
+        results = results[~(rows & (results["metric"] == headline))]
+        results.loc[(results["task"] == task) & (results["metric"] == metric), "metric"] = headline
+    return results
 
 
 # ---- Table 1 --------------------------------------------------------------------------------------------------
