@@ -85,3 +85,36 @@ def test_english_is_an_oracle_language_in_both_presets():
     for name in ("paper", "authors"):
         for task in ("ner", "pos", "tydiqa", "xnli"):
             assert preset(name, task, 5).oracle_include_source, (name, task)
+
+
+def learning_rates_used(scheduler_first: bool, steps: int = 4) -> list[float]:
+    """The learning rate each optimiser step of a toy model really uses (read as AdamW steps), linear decay."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from fslib.engine.surgery import FlatGradients
+    from fslib.engine.training import StageSettings, optimisation_step, optimizer_for
+
+    model = torch.nn.Linear(3, 1)
+    model.forward = lambda x: type("Output", (), {"loss": (torch.nn.functional.linear(x, model.weight,
+                                                                                      model.bias) ** 2).mean()})()
+    settings = StageSettings(epochs=1, batch_size=2, learning_rate=0.4, precision="fp32",
+                             scheduler_first=scheduler_first)
+    optimizer = optimizer_for(model, settings)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    used = []
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: used.append(opt.param_groups[0]["lr"]))
+    grads = FlatGradients(list(model.parameters()))
+    for _ in range(steps):
+        optimisation_step(model, [{"x": torch.ones(2, 3), "langs": ["en", "en"]}], grads=grads, optimizer=optimizer,
+                          scheduler=scheduler, settings=settings, device=torch.device("cpu"))
+    return used
+
+
+def test_scheduler_order_the_authors_ner_pos_script_steps_the_schedule_first():
+    assert learning_rates_used(False) == pytest.approx([0.4, 0.3, 0.2, 0.1])  # 0.4 x (1 - t/4), t = 0..3
+    assert learning_rates_used(True) == pytest.approx([0.3, 0.2, 0.1, 0.0])  # run_tag.py: one step ahead
+    for task, order in {"ner": "scheduler_first", "pos": "scheduler_first", "xnli": "optimizer_first",
+                        "tydiqa": "optimizer_first"}.items():
+        assert preset("authors", task, 5).scheduler_order == order
+        assert preset("paper", task, 5).scheduler_order == "optimizer_first"

@@ -49,6 +49,7 @@ class StageSettings:
     precision: str = "bf16"  # bf16 | fp16 | fp32 autocast; only on CUDA (fp32 elsewhere)
     sampler: str = "length_grouped"  # or "random" (the authors' RandomSampler)
     eval_every_steps: int | None = None  # evaluate every N optimiser steps and at the end; None: every epoch
+    scheduler_first: bool = False  # step the schedule before the optimiser (the authors' NER/POS script)
 
 
 @dataclass
@@ -136,10 +137,12 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
     scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(grads.parameters, settings.max_grad_norm, foreach=True)
     scale = scaler.get_scale() if scaler.is_enabled() else None
+    if settings.scheduler_first:  # run_tag.py's order: this step already uses the next step's learning rate
+        scheduler.step()
     scaler.step(optimizer)
     scaler.update()
-    if scale is None or scaler.get_scale() >= scale:  # a skipped step (scale lowered) leaves the schedule (as HF)
-        scheduler.step()
+    if not settings.scheduler_first and (scale is None or scaler.get_scale() >= scale):  # a skipped step (scale
+        scheduler.step()  # lowered) leaves the schedule, as HF does
     grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
     return torch.stack(losses).mean()
 

@@ -33,7 +33,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed")
+                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed", "scheduler_order")
 # How `max_train_examples` picks its rows (fslib.data.capped_rows): part of a capped run's hash, because capped runs
 # made before it took the first rows
 TRAIN_CAP_RULE = "seeded-sample"
@@ -75,6 +75,9 @@ class RunConfig:
     doc_stride: int | None = None  # TyDiQA windows overlap
     max_query_length: int | None = None  # TyDiQA: questions cut to this many tokens; None: never cut (authors: 64)
     sampler: str = "length_grouped"  # "length_grouped" (random mega-batches sorted by length) or "random"
+    # "optimizer_first" (the paper preset; the authors' XNLI and TyDiQA scripts) or "scheduler_first" (their NER/POS
+    # script, run_tag.py, steps the learning-rate schedule before the optimiser: every step uses the next step's rate)
+    scheduler_order: str = "optimizer_first"
     # stochastic gradient surgery (gradient-co-train)
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
@@ -223,6 +226,7 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": GRANULARITIES, "sampler": ("length_grouped", "random"),
+           "scheduler_order": ("optimizer_first", "scheduler_first"),
            "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
 BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
             "gradient_similarity", "tensorboard", "progress", "cuda_graphs", "checkpoint_every_epoch")
@@ -318,9 +322,12 @@ def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
     batch K, no accumulation, `target_epochs`, selection per epoch and warm-up by ratio only (a K-shot stage has
     fewer steps than a fixed warm-up); source-training and co-training the others."""
     c = config.resolved()
+    # scheduler_first only where set: source models trained before the field keep their key (fslib.store.ledger)
+    order = {"scheduler_first": True} if c.scheduler_order == "scheduler_first" else {}
     return dict(epochs=c.target_epochs if adapting else c.epochs,
                 batch_size=c.target_batch_size if adapting else c.train_batch_size,
                 grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
                 warmup_ratio=c.warmup_ratio, warmup_steps=None if adapting else c.warmup_steps,
                 weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm,
-                precision=c.precision, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps)
+                precision=c.precision, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps,
+                **order)
