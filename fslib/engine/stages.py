@@ -116,7 +116,8 @@ class Experiment:
         if key not in self._features:
             self._features[key] = build_features(self.examples(lang, split), self.task, self.tokenizer,
                                                  self.config.max_length, self.config.doc_stride,
-                                                 self.config.max_query_length)
+                                                 self.config.max_query_length,
+                                                 doc_stride_is_step=self.config.doc_stride_is_step)
         return self._features[key]
 
     @property
