@@ -32,3 +32,27 @@ def test_with_doc_stride_is_step_each_window_moves_on_by_it(tokenizer):
             assert second[:len(first) - 16] == first[16:]  # the next window starts 16 tokens further on
         question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
         assert len(windows[0]) == 64 - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)
+
+
+# ---- tagging inputs: the kit's, or XTREME's utils_tag.py (xtreme_tagging_inputs) -----------------------------
+def tagging_features(tokenizer, tokens, xtreme: bool, max_length: int = 128):
+    examples = Dataset.from_dict({"tokens": [tokens], "tags": [["NOUN"] * len(tokens)], "lang": ["en"]})
+    return build_features(examples, "pos", tokenizer, max_length=max_length, xtreme_inputs=xtreme)
+
+
+def test_xtreme_tagging_inputs_feed_unk_end_in_two_separators_and_split_at_max_length_minus_3(tokenizer):
+    empty = "\u3000"  # an ideographic space as a word: normalised away, no sub-word piece left
+    assert tokenizer(empty, add_special_tokens=False)["input_ids"] == []
+    kit, xtreme = (tagging_features(tokenizer, ["a", empty, "b"], flag)[0] for flag in (False, True))
+    sep, unk = tokenizer.sep_token_id, tokenizer.unk_token_id
+    assert kit["input_ids"][-1] == sep and kit["input_ids"][-2] != sep and unk not in kit["input_ids"]
+    assert 1 not in kit["word_ids"]  # the empty word is not in the input: it is scored as the first label
+    assert xtreme["input_ids"][-2:] == [sep, sep] and xtreme["labels"][-2:] == [-100, -100]
+    assert xtreme["input_ids"][xtreme["word_ids"].index(1)] == unk  # fed as <unk>, with its label: predicted
+    words = [f"w{i}" for i in range(40)]  # one piece or more each; split into segments at word boundaries
+    for flag, room in ((False, 14), (True, 13)):
+        segments = tagging_features(tokenizer, words, flag, max_length=16)
+        assert all(len(ids) <= 16 for ids in segments["input_ids"])
+        pieces = [sum(1 for word in word_ids if word >= 0) for word_ids in segments["word_ids"]]
+        lengths = [len(ids) - (3 if flag else 2) for ids in segments["input_ids"]]
+        assert max(lengths) <= room and sum(pieces) == 40

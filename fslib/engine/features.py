@@ -44,14 +44,20 @@ def input_lengths(features: Dataset) -> list[int]:
 
 
 def tokenize_and_align_labels(batch: dict, indices: list[int], tokenizer: PreTrainedTokenizerBase,
-                              label_to_id: dict[str, int], max_length: int) -> dict:
+                              label_to_id: dict[str, int], max_length: int, xtreme_inputs: bool = False) -> dict:
+    """With `xtreme_inputs`, as XTREME's utils_tag.py builds XLM-R inputs: a word without pieces is fed as <unk>
+    (and predicted), sentences end in </s></s> and segments hold max_length - 3 pieces; otherwise such a word is
+    left out (it gets the fallback tag), one </s>, max_length - 2."""
     encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
-    budget = max_length - 2  # room for <s> and </s>
+    ends = [tokenizer.sep_token_id] * (2 if xtreme_inputs else 1)
+    budget = max_length - 1 - len(ends)  # room for <s> and the separators
     out: dict[str, list] = {key: [] for key in ("input_ids", "labels", "word_ids", "example_index", "lang")}
     for row, (tags, index, lang) in enumerate(zip(batch["tags"], indices, batch["lang"])):
         pieces: list[list[int]] = [[] for _ in tags]
         for token_id, word in zip(encoded["input_ids"][row], encoded.word_ids(row)):
             pieces[word].append(token_id)
+        if xtreme_inputs:
+            pieces = [word_pieces or [tokenizer.unk_token_id] for word_pieces in pieces]
         segments, current, used = [], [], 0
         for word, word_pieces in enumerate(pieces):
             length = min(len(word_pieces), budget)
@@ -70,9 +76,9 @@ def tokenize_and_align_labels(batch: dict, indices: list[int], tokenizer: PreTra
                 ids += word_pieces
                 labels += [label_to_id[tags[word]]] + [IGNORE] * (len(word_pieces) - 1)
                 word_ids += [word] + [-1] * (len(word_pieces) - 1)
-            out["input_ids"].append(ids + [tokenizer.sep_token_id])
-            out["labels"].append(labels + [IGNORE])
-            out["word_ids"].append(word_ids + [-1])
+            out["input_ids"].append(ids + ends)
+            out["labels"].append(labels + [IGNORE] * len(ends))
+            out["word_ids"].append(word_ids + [-1] * len(ends))
             out["example_index"].append(index)
             out["lang"].append(lang)
     out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
@@ -161,13 +167,16 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def build_features(dataset: Dataset, task: str | Task, tokenizer: PreTrainedTokenizerBase,
                    max_length: int | None = None, doc_stride: int | None = None,
-                   max_query_length: int | None = None, doc_stride_is_step: bool = False) -> Dataset:
+                   max_query_length: int | None = None, doc_stride_is_step: bool = False,
+                   xtreme_inputs: bool = False) -> Dataset:
     """Tokenise one split of one task (see the module docstring for the columns); cached by datasets."""
     spec = get_task(task) if isinstance(task, str) else task
     max_length = max_length or spec.max_length
     label_to_id = {label: i for i, label in enumerate(spec.labels)}
     if spec.kind == "tagging":
         function, kwargs = tokenize_and_align_labels, {"label_to_id": label_to_id, "max_length": max_length}
+        if xtreme_inputs:  # only where set: the features cached before the option keep their key
+            kwargs["xtreme_inputs"] = True
     elif spec.kind == "qa":
         function, kwargs = prepare_qa_features, {"max_length": max_length,
                                                   "doc_stride": doc_stride or spec.doc_stride,

@@ -117,7 +117,8 @@ class Experiment:
             self._features[key] = build_features(self.examples(lang, split), self.task, self.tokenizer,
                                                  self.config.max_length, self.config.doc_stride,
                                                  self.config.max_query_length,
-                                                 doc_stride_is_step=self.config.doc_stride_is_step)
+                                                 doc_stride_is_step=self.config.doc_stride_is_step,
+                                                 xtreme_inputs=self.config.xtreme_tagging_inputs)
         return self._features[key]
 
     @property

@@ -34,7 +34,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
                 "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed", "scheduler_order",
-                "doc_stride_is_step")
+                "doc_stride_is_step", "xtreme_tagging_inputs")
 # How `max_train_examples` picks its rows (fslib.data.capped_rows): part of a capped run's hash, because capped runs
 # made before it took the first rows
 TRAIN_CAP_RULE = "seeded-sample"
@@ -75,6 +75,10 @@ class RunConfig:
     max_length: int | None = None  # 128 (TyDiQA 384)
     doc_stride: int | None = None  # TyDiQA windows overlap by this many tokens ...
     doc_stride_is_step: bool = False  # ... or, true, each window moves on by it (XTREME's SQuAD processor)
+    # NER/POS inputs as XTREME's utils_tag.py builds them for XLM-R: words without sub-word pieces fed as <unk>,
+    # sentences ending in </s></s>, segments of max_length - 3 pieces; false: such words left out (scored as the
+    # first label), one </s>, max_length - 2
+    xtreme_tagging_inputs: bool = False
     max_query_length: int | None = None  # TyDiQA: questions cut to this many tokens; None: never cut (authors: 64)
     sampler: str = "length_grouped"  # "length_grouped" (random mega-batches sorted by length) or "random"
     # "optimizer_first" (the paper preset; the authors' XNLI and TyDiQA scripts) or "scheduler_first" (their NER/POS
@@ -230,7 +234,8 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
 CHOICES = {"surgery_granularity": GRANULARITIES, "sampler": ("length_grouped", "random"),
            "scheduler_order": ("optimizer_first", "scheduler_first"),
            "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
-BOOLEANS = ("oracle_include_source", "doc_stride_is_step", "hold_out_source_dev", "target_dev_curves", "test_curves",
+BOOLEANS = ("doc_stride_is_step", "xtreme_tagging_inputs",
+            "oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
             "gradient_similarity", "tensorboard", "progress", "cuda_graphs", "checkpoint_every_epoch")
 
 

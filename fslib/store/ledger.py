@@ -396,6 +396,7 @@ def source_model_identity(config: RunConfig) -> tuple:
     model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
     cap_rule = (TRAIN_CAP_RULE,) if c.max_train_examples is not None else ()  # capped: a seeded sample since
     cap_rule += ("doc-stride-is-step",) if c.doc_stride_is_step else ()  # other TyDiQA windows (unset: keys kept)
+    cap_rule += ("xtreme-tagging-inputs",) if c.xtreme_tagging_inputs else ()
     return (c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False), sort_keys=True),
             c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev, c.max_train_examples,
             c.max_eval_examples, *cap_rule)
