@@ -118,3 +118,46 @@ def test_scheduler_order_the_authors_ner_pos_script_steps_the_schedule_first():
                         "tydiqa": "optimizer_first"}.items():
         assert preset("authors", task, 5).scheduler_order == order
         assert preset("paper", task, 5).scheduler_order == "optimizer_first"
+
+
+def forwards_per_step(carry: bool) -> tuple[list[int], int, int]:
+    """10 examples, micro-batches of 2 (5 per epoch), 2 per step, 2 epochs: the forward passes behind each optimiser
+    step, those after the last step, and the steps `train` counts."""
+    import torch
+    from datasets import Dataset
+
+    from fslib.engine.training import StageSettings, train
+
+    model = torch.nn.Linear(3, 1)
+    counts = {"forwards": 0}
+    per_step = []
+
+    def forward(x):
+        counts["forwards"] += 1
+        return type("Output", (), {"loss": (torch.nn.functional.linear(x, model.weight, model.bias) ** 2).mean()})()
+
+    model.forward = forward
+    data = Dataset.from_dict({"x": [[float(i), 1.0, -1.0] for i in range(10)]})
+    collator = lambda rows: {"x": torch.tensor([row["x"] for row in rows]), "langs": ["en"] * len(rows)}  # noqa: E731
+    settings = StageSettings(epochs=2, batch_size=4, grad_accum=2, learning_rate=0.1, precision="fp32",
+                             sampler="random", carry_leftovers=carry)
+    original = torch.optim.AdamW.step
+
+    def counting_step(self, *args, **kwargs):
+        per_step.append(counts["forwards"])
+        counts["forwards"] = 0
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", counting_step)
+        outcome = train(model, data, settings, collator=collator, seed=1, device=torch.device("cpu"), progress=False)
+    return per_step, counts["forwards"], outcome.steps
+
+
+def test_epoch_ends_a_partial_step_or_the_authors_carry():
+    assert forwards_per_step(False) == ([2, 2, 1, 2, 2, 1], 0, 6)  # ceil(5 / 2) = 3 steps per epoch
+    # their loop: 5 // 2 = 2 steps per epoch; epoch 1's fifth micro-batch joins epoch 2's first step, epoch 2's
+    # is computed and never applied
+    assert forwards_per_step(True) == ([2, 2, 3, 2], 1, 4)
+    for task in ("ner", "pos", "xnli", "tydiqa"):
+        assert (preset("authors", task, 5).epoch_end, preset("paper", task, 5).epoch_end) == ("carry", "partial_step")

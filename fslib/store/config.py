@@ -34,7 +34,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
                 "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed", "scheduler_order",
-                "doc_stride_is_step", "xtreme_tagging_inputs")
+                "doc_stride_is_step", "xtreme_tagging_inputs", "epoch_end")
 # How `max_train_examples` picks its rows (fslib.data.capped_rows): part of a capped run's hash, because capped runs
 # made before it took the first rows
 TRAIN_CAP_RULE = "seeded-sample"
@@ -84,6 +84,9 @@ class RunConfig:
     # "optimizer_first" (the paper preset; the authors' XNLI and TyDiQA scripts) or "scheduler_first" (their NER/POS
     # script, run_tag.py, steps the learning-rate schedule before the optimiser: every step uses the next step's rate)
     scheduler_order: str = "optimizer_first"
+    # "partial_step": an epoch's last micro-batches make a step of their own; "carry" (the authors' scripts): steps per
+    # epoch rounded down, leftover micro-batches' gradients join the next epoch's first step
+    epoch_end: str = "partial_step"
     # stochastic gradient surgery (gradient-co-train)
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
@@ -232,7 +235,7 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": GRANULARITIES, "sampler": ("length_grouped", "random"),
-           "scheduler_order": ("optimizer_first", "scheduler_first"),
+           "scheduler_order": ("optimizer_first", "scheduler_first"), "epoch_end": ("partial_step", "carry"),
            "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
 BOOLEANS = ("doc_stride_is_step", "xtreme_tagging_inputs",
             "oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
@@ -331,6 +334,7 @@ def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
     c = config.resolved()
     # scheduler_first only where set: source models trained before the field keep their key (fslib.store.ledger)
     order = {"scheduler_first": True} if c.scheduler_order == "scheduler_first" else {}
+    order |= {"carry_leftovers": True} if c.epoch_end == "carry" and not adapting else {}
     return dict(epochs=c.target_epochs if adapting else c.epochs,
                 batch_size=c.target_batch_size if adapting else c.train_batch_size,
                 grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
