@@ -17,6 +17,7 @@ from fslib.batch.planning import plan, run_batch
 from fslib.cli import main
 from fslib.store.config import RunConfig, run_dir
 from fslib.store.ledger import legacy_run_folders, result_set, source_model_folder, write_run
+from fslib.store.provenance import PROVENANCE_COLUMNS
 from fslib.store.results import COLUMNS, MANIFEST_FILE, Row, load_results, rows_frame
 
 FAST = {"epochs": 1, "learning_rate": 1.0e-3, "max_train_examples": 40, "max_eval_examples": 10,
@@ -93,7 +94,7 @@ def test_runs_that_differ_only_in_model_alpha_or_lr_get_folders_of_their_own(tmp
     assert main(["status", *map(str, files)]) == 0
     assert capsys.readouterr().out.startswith("4 runs: 4 done\n")
     results = load_results(tmp_path / "out" / "runs")
-    assert list(results.columns) == COLUMNS
+    assert list(results.columns) == COLUMNS + PROVENANCE_COLUMNS
     assert results.groupby("model").run_id.nunique().to_dict() == {"model-a": 3, "model-b": 1}
     assert sorted(results[results.lang == "de"].value) == [41.0, 50.0, 50.0, 50.0]  # 40 + lr * 1e4 per run
 
@@ -186,7 +187,7 @@ def test_load_results_reads_core_columns_from_elsewhere_and_names_a_broken_file(
                                            "ner,gradient-co-train,5,1,de,test,f1,81.5\n"
                                            "ner,ord-FS,5,1,de,test,f1,\n")  # an undefined score stays NaN
     rows = load_results(tmp_path / "runs")
-    assert list(rows.columns) == COLUMNS and len(rows) == 2
+    assert list(rows.columns) == COLUMNS + PROVENANCE_COLUMNS and len(rows) == 2
     assert rows.model.tolist() == ["unknown"] * 2 and rows.run_id.tolist() == ["ner-gradient-co-train-k5-seed1",
                                                                                 "ner-ord-FS-k5-seed1"]
     assert rows.value.iloc[0] == 81.5 and pd.isna(rows.value.iloc[1]) and rows.epoch.isna().all()

@@ -29,6 +29,7 @@ from fslib.core.containment import files_named, member
 from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES, language
 from fslib.core.tasks import TASKS, get_task
 from fslib.store.config import NOT_HASHED
+from fslib.store.provenance import engine_note, signature  # noqa: F401  (signature: printed under every table)
 from fslib.store.results import CONFIG_FILE, RESULTS_FILE, load_results
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
     "side_by_side",
     "colour_class", "language_colour_classes", "main_colour_classes", "best_per_language", "best_per_k",
     "language_benefit", "benefit_extremes", "script_study_table",
-    "missing_methods", "load_report_results", "separate_variants", "short_model_name",
+    "missing_methods", "load_report_results", "separate_variants", "short_model_name", "signature", "choose_metrics",
     "compare_methods", "main_comparisons", "SIGNIFICANCE_BASELINES",
     # from fslib.analysis.curves and fslib.analysis.similarity
     "dev_curves", "best_dev_epochs", "share_best_at_first_epoch", "selection_curves",
@@ -70,6 +71,25 @@ def headline_test_rows(results: pd.DataFrame, task: str | None = None) -> pd.Dat
     rows = rows[rows["metric"] == headline].copy()
     rows.loc[rows["method"] == ZERO_SHOT, "k"] = 0
     return rows
+
+
+def choose_metrics(results: pd.DataFrame, metrics: dict[str, str] | None) -> pd.DataFrame:
+    """`results` with each task of `metrics` scored on the metric given (e.g. {"pos": "token_accuracy"}, POS's
+    second row beside seqeval F1) instead of its headline metric: that metric's rows are renamed to the headline's
+    name and the headline's rows dropped, so every table uses it. A metric the task's rows lack is an error naming
+    those they have."""
+    if not metrics:
+        return results
+    results = results.copy()
+    for task, metric in metrics.items():
+        rows = results["task"] == task
+        present = sorted(set(results.loc[rows, "metric"]))
+        if metric not in present:
+            raise ValueError(f"metrics: {task} has no {metric!r} rows; its metrics here: {', '.join(present)}")
+        headline = get_task(task).metric
+        results = results[~(rows & (results["metric"] == headline))]
+        results.loc[(results["task"] == task) & (results["metric"] == metric), "metric"] = headline
+    return results
 
 
 # ---- Table 1 --------------------------------------------------------------------------------------------------
@@ -350,7 +370,8 @@ def load_report_results(path: Path | str, model: str | None = None,
     same (task, method, K, seed) that differ in their configuration (an ablation, two grids in one folder) are
     kept apart by `separate_variants` instead of being averaged; with `separate=False` the rows are left as
     they are and the notes say, per model, what each model's reports will keep apart. A results file that
-    cannot be read is left out, and a note names it and why (`unreadable_results` lists them all)."""
+    cannot be read is left out, and a note names it and why (`unreadable_results` lists them all). A note warns
+    when the rows come from several engine versions (fslib.store.provenance.engine_note)."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(files_named(path, RESULTS_FILE))
     frames, configs, unreadable = [], {}, {}
@@ -370,6 +391,9 @@ def load_report_results(path: Path | str, model: str | None = None,
     if model is not None:
         results, models = results[results["model"].map(str) == str(model)], [str(model)]
     notes = [f"left out, unreadable: {problem}" for problem in unreadable.values()]
+    mixed_engines = engine_note(results)
+    if mixed_engines:
+        notes.append(mixed_engines)
     if len(models) > 1:
         notes.append(f"{len(models)} models in these results ({', '.join(short_model_name(m) for m in models)}): "
                      "their rows are kept apart, never averaged together")

@@ -4,7 +4,8 @@ Every view reads the final test predictions a run keeps (`fslib.store.run_files.
 example with `lang`, `gold` and `pred`, and for tagging the `tokens`, for TyDiQA the `question`):
 
 - NER: `entity_f1` (F1 per entity type and language) and `marked_sentences` (tagged sentences, errors marked);
-- POS: `tag_scores` (precision, recall and F1 per UPOS tag) and `tag_confusion` (which tag is taken for which);
+- POS: `tag_scores` (precision, recall and F1 per UPOS tag), `pos_scores` (token accuracy beside seqeval F1, per
+  language) and `tag_confusion` (which tag is taken for which);
 - TyDiQA: `answers` (predicted beside gold answers) and `answer_scores` (F1/EM per question word and per length
   of the gold answer);
 - XNLI: `confusion_by_language` (gold against predicted label, per language).
@@ -17,7 +18,7 @@ from collections import Counter
 
 import pandas as pd
 
-from fslib.engine.metrics import answer_f1_em
+from fslib.engine.metrics import TOKEN_ACCURACY, answer_f1_em, tagging_f1, token_accuracy
 
 
 def _by_lang(predictions: list[dict]) -> dict[str, list[dict]]:
@@ -92,6 +93,18 @@ def tag_scores(predictions: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index")
     table["support"] = table["support"].astype(int)
     return table.sort_values("support", ascending=False).round(2)
+
+
+def pos_scores(predictions: list[dict]) -> pd.DataFrame:
+    """Per language (and over all), token accuracy beside seqeval F1 (0-100), and the number of words: the two
+    metric rows a POS run records (the paper's tables use the F1)."""
+    rows = {}
+    for lang in sorted({record["lang"] for record in predictions}) + ["all"]:
+        chosen = [record for record in predictions if lang in ("all", record["lang"])]
+        gold, pred = [record["gold"] for record in chosen], [record["pred"] for record in chosen]
+        rows[lang] = {TOKEN_ACCURACY: token_accuracy(gold, pred), "f1": tagging_f1(gold, pred),
+                      "words": sum(map(len, gold))}
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
 def tag_confusion(predictions: list[dict], normalize: bool = False) -> pd.DataFrame:

@@ -228,3 +228,13 @@ def load_shots(task: str, lang: str, k: int, seed: int, *, source: str, data_dir
                if task == "pos" and lang in POS_WITHOUT_TRAIN and source != "ud" else "")
         raise DataError(f"no shots for {task} {lang!r}{why}: {error}") from None
     return sample_shots(pool, task, k, seed)
+
+
+def capped_rows(dataset: Dataset, cap: int, seed: int) -> Dataset:
+    """At most `cap` rows of `dataset` (one language's split), drawn at random with `seed` and kept in their file
+    order: a cap (`max_train_examples`) resamples with the run's seed instead of keeping the first rows for every
+    seed. All rows where there are no more than `cap`."""
+    if len(dataset) <= cap:
+        return dataset
+    rng = np.random.default_rng(stable_seed("train-cap", _language_of(dataset), seed))
+    return dataset.select(sorted(rng.choice(len(dataset), size=cap, replace=False).tolist()))

@@ -9,7 +9,7 @@ from datasets import Dataset
 from fslib.core.progress import tqdm
 from fslib.core.tasks import Task
 from fslib.engine.features import Collator, column, input_lengths, qa_predictions, tagging_predictions
-from fslib.engine.metrics import accuracy, squad_f1_em, tagging_f1
+from fslib.engine.metrics import TOKEN_ACCURACY, accuracy, squad_f1_em, tagging_f1, token_accuracy
 from fslib.engine.training import autocast, to_device
 
 
@@ -56,7 +56,9 @@ def decode(task: Task, examples: Dataset, features: Dataset, outputs: list) -> l
 def score(task: Task, examples: Dataset, predicted: list) -> dict[str, float]:
     """The task's metrics (0-100) of one language's decoded predictions."""
     if task.kind == "tagging":
-        return {task.metric: tagging_f1(column(examples, "tags"), predicted)}
+        gold = column(examples, "tags")
+        extra = {TOKEN_ACCURACY: token_accuracy(gold, predicted)} if task.name == "pos" else {}  # a second row
+        return {task.metric: tagging_f1(gold, predicted), **extra}
     if task.kind == "qa":
         return squad_f1_em(predicted, [a["text"] for a in column(examples, "answers")])
     return {task.metric: accuracy(column(examples, "label"), predicted)}

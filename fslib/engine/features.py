@@ -44,14 +44,20 @@ def input_lengths(features: Dataset) -> list[int]:
 
 
 def tokenize_and_align_labels(batch: dict, indices: list[int], tokenizer: PreTrainedTokenizerBase,
-                              label_to_id: dict[str, int], max_length: int) -> dict:
+                              label_to_id: dict[str, int], max_length: int, xtreme_inputs: bool = False) -> dict:
+    """With `xtreme_inputs`, as XTREME's utils_tag.py builds XLM-R inputs: a word without pieces is fed as <unk>
+    (and predicted), sentences end in </s></s> and segments hold max_length - 3 pieces; otherwise such a word is
+    left out (it gets the fallback tag), one </s>, max_length - 2."""
     encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
-    budget = max_length - 2  # room for <s> and </s>
+    ends = [tokenizer.sep_token_id] * (2 if xtreme_inputs else 1)
+    budget = max_length - 1 - len(ends)  # room for <s> and the separators
     out: dict[str, list] = {key: [] for key in ("input_ids", "labels", "word_ids", "example_index", "lang")}
     for row, (tags, index, lang) in enumerate(zip(batch["tags"], indices, batch["lang"])):
         pieces: list[list[int]] = [[] for _ in tags]
         for token_id, word in zip(encoded["input_ids"][row], encoded.word_ids(row)):
             pieces[word].append(token_id)
+        if xtreme_inputs:
+            pieces = [word_pieces or [tokenizer.unk_token_id] for word_pieces in pieces]
         segments, current, used = [], [], 0
         for word, word_pieces in enumerate(pieces):
             length = min(len(word_pieces), budget)
@@ -70,9 +76,9 @@ def tokenize_and_align_labels(batch: dict, indices: list[int], tokenizer: PreTra
                 ids += word_pieces
                 labels += [label_to_id[tags[word]]] + [IGNORE] * (len(word_pieces) - 1)
                 word_ids += [word] + [-1] * (len(word_pieces) - 1)
-            out["input_ids"].append(ids + [tokenizer.sep_token_id])
-            out["labels"].append(labels + [IGNORE])
-            out["word_ids"].append(word_ids + [-1])
+            out["input_ids"].append(ids + ends)
+            out["labels"].append(labels + [IGNORE] * len(ends))
+            out["word_ids"].append(word_ids + [-1] * len(ends))
             out["example_index"].append(index)
             out["lang"].append(lang)
     out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
@@ -88,35 +94,57 @@ def truncate_questions(questions: list[str], tokenizer: PreTrainedTokenizerBase,
             for question, offsets in zip(questions, encoded["offset_mapping"])]
 
 
+def window_overlaps(questions: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int, doc_stride: int,
+                    doc_stride_is_step: bool) -> dict[int, list[int]]:
+    """The fast tokenizer's `stride` (the overlap of consecutive context windows) -> the positions of the examples
+    that take it. `doc_stride` is the overlap itself, or with `doc_stride_is_step` how far each window moves on
+    (XTREME's SQuAD processor: the overlap is the window, max_length minus the question and the special tokens,
+    minus doc_stride, so it depends on the question's length)."""
+    if not doc_stride_is_step:
+        return {doc_stride: list(range(len(questions)))}
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    groups: dict[int, list[int]] = {}
+    for position, ids in enumerate(tokenizer(questions, add_special_tokens=False)["input_ids"]):
+        groups.setdefault(max(0, max_length - doc_stride - len(ids) - special), []).append(position)
+    return groups
+
+
 def prepare_qa_features(batch: dict, indices: list[int], tokenizer: PreTrainedTokenizerBase, max_length: int,
-                        doc_stride: int, max_query_length: int | None = None) -> dict:
+                        doc_stride: int, max_query_length: int | None = None, doc_stride_is_step: bool = False) -> dict:
     questions = [question.lstrip() for question in batch["question"]]
     if max_query_length:
         questions = truncate_questions(questions, tokenizer, max_query_length)
-    encoded = tokenizer(questions, batch["context"], truncation="only_second", max_length=max_length,
-                        stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-    sample_of = encoded.pop("overflow_to_sample_mapping")
-    starts, ends, offsets = [], [], []
-    for feature, offset in enumerate(encoded.pop("offset_mapping")):
-        sequence_ids = encoded.sequence_ids(feature)
-        in_context = [sid == 1 for sid in sequence_ids]
-        offsets.append([list(span) if inside else [-1, -1] for span, inside in zip(offset, in_context)])
-        answers = batch["answers"][sample_of[feature]]
-        start_char = answers["answer_start"][0]
-        end_char = start_char + len(answers["text"][0])
-        context_positions = [i for i, inside in enumerate(in_context) if inside]
-        if offset[context_positions[0]][0] > start_char or offset[context_positions[-1]][1] < end_char:
-            starts.append(0)  # the answer is not inside this window: point at <s>
-            ends.append(0)
-            continue
-        # first token ending after the answer's start, last token starting before its end (robust to XLM-R's
-        # standalone "▁" pieces, whose offsets repeat the next character's)
-        starts.append(next(i for i in context_positions if offset[i][1] > start_char))
-        ends.append(max(i for i in context_positions if offset[i][0] < end_char))
-    encoded["start_positions"], encoded["end_positions"], encoded["offset_mapping"] = starts, ends, offsets
-    encoded["example_index"] = [indices[i] for i in sample_of]
-    encoded["lang"] = [batch["lang"][i] for i in sample_of]
-    return dict(encoded)
+    features: dict[str, list] = {}
+    starts, ends, offsets, samples = [], [], [], []
+    for overlap, members in window_overlaps(questions, tokenizer, max_length, doc_stride, doc_stride_is_step).items():
+        encoded = tokenizer([questions[i] for i in members], [batch["context"][i] for i in members],
+                            truncation="only_second", max_length=max_length, stride=overlap,
+                            return_overflowing_tokens=True, return_offsets_mapping=True)
+        for feature, offset in enumerate(encoded["offset_mapping"]):
+            sample = members[encoded["overflow_to_sample_mapping"][feature]]
+            samples.append(sample)
+            for name, values in encoded.items():
+                if name not in ("offset_mapping", "overflow_to_sample_mapping"):
+                    features.setdefault(name, []).append(values[feature])
+            sequence_ids = encoded.sequence_ids(feature)
+            in_context = [sid == 1 for sid in sequence_ids]
+            offsets.append([list(span) if inside else [-1, -1] for span, inside in zip(offset, in_context)])
+            answers = batch["answers"][sample]
+            start_char = answers["answer_start"][0]
+            end_char = start_char + len(answers["text"][0])
+            context_positions = [i for i, inside in enumerate(in_context) if inside]
+            if offset[context_positions[0]][0] > start_char or offset[context_positions[-1]][1] < end_char:
+                starts.append(0)  # the answer is not inside this window: point at <s>
+                ends.append(0)
+                continue
+            # first token ending after the answer's start, last token starting before its end (robust to XLM-R's
+            # standalone "▁" pieces, whose offsets repeat the next character's)
+            starts.append(next(i for i in context_positions if offset[i][1] > start_char))
+            ends.append(max(i for i in context_positions if offset[i][0] < end_char))
+    features["start_positions"], features["end_positions"], features["offset_mapping"] = starts, ends, offsets
+    features["example_index"] = [indices[i] for i in samples]
+    features["lang"] = [batch["lang"][i] for i in samples]
+    return features
 
 
 def tokenize_pairs(batch: dict, indices: list[int], tokenizer: PreTrainedTokenizerBase,
@@ -139,17 +167,22 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def build_features(dataset: Dataset, task: str | Task, tokenizer: PreTrainedTokenizerBase,
                    max_length: int | None = None, doc_stride: int | None = None,
-                   max_query_length: int | None = None) -> Dataset:
+                   max_query_length: int | None = None, doc_stride_is_step: bool = False,
+                   xtreme_inputs: bool = False) -> Dataset:
     """Tokenise one split of one task (see the module docstring for the columns); cached by datasets."""
     spec = get_task(task) if isinstance(task, str) else task
     max_length = max_length or spec.max_length
     label_to_id = {label: i for i, label in enumerate(spec.labels)}
     if spec.kind == "tagging":
         function, kwargs = tokenize_and_align_labels, {"label_to_id": label_to_id, "max_length": max_length}
+        if xtreme_inputs:  # only where set: the features cached before the option keep their key
+            kwargs["xtreme_inputs"] = True
     elif spec.kind == "qa":
         function, kwargs = prepare_qa_features, {"max_length": max_length,
                                                   "doc_stride": doc_stride or spec.doc_stride,
                                                   "max_query_length": max_query_length}
+        if doc_stride_is_step:  # only where set: the features cached before the option keep their key
+            kwargs["doc_stride_is_step"] = True
     else:
         function, kwargs = tokenize_pairs, {"label_to_id": label_to_id, "max_length": max_length}
     key = "/".join(map(str, [dataset._fingerprint, spec.name, tokenizer_fingerprint(tokenizer),

@@ -11,6 +11,7 @@ import pandas as pd
 
 from fslib.engine.checkpoint import CHECKPOINT_DIR
 from fslib.engine.methods import get_method
+from fslib.engine.provenance import run_provenance
 from fslib.engine.stages import Experiment
 from fslib.store.config import RunConfig, model_name, run_dir
 from fslib.store.results import rows_frame
@@ -26,7 +27,8 @@ def run_experiment(config: RunConfig) -> pd.DataFrame:
     timings = {**experiment.timer.as_dict(), "run_experiment": round(time.perf_counter() - started, 3)}
     frame = rows_frame(experiment.rows, task=c.task, method=c.label, model=model_name(c.model), k=c.k, seed=c.seed,
                        run_id=c.run_id, config_hash=c.config_hash)
-    write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions, timings)
+    provenance = run_provenance(c, experiment.device, list(experiment.loaded_examples))
+    write_run(run_dir(c), c, frame, experiment.tables, experiment.predictions, timings, provenance)
     shutil.rmtree(run_dir(c) / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete: nothing to resume
     return frame
 

@@ -22,7 +22,7 @@ from fslib.core.languages import SOURCE_LANG
 from fslib.core.surgeons import oracle_batch_size, surgeon_kwargs
 from fslib.core.tasks import get_task
 from fslib.core.timing import PhaseTimer
-from fslib.data import load_shots, load_split
+from fslib.data import capped_rows, load_shots, load_split
 from fslib.engine.captured_oracle import capturable, oracle_pass
 from fslib.engine.checkpoint import CHECKPOINT_DIR, MODEL_DIR, EpochCheckpoint, copy_model, save_trained_model
 from fslib.engine.evaluation import evaluate
@@ -103,9 +103,10 @@ class Experiment:
                 data = load_split(c.task, lang, split, source=c.source, data_dir=c.data_dir,
                                   k=c.k if lang != SOURCE_LANG and c.k else None, seed=c.shots_seed,
                                   hold_out_source_dev=c.hold_out_source_dev, treebank=c.treebank(lang))
-                cap = c.max_train_examples if split == "train" else c.max_eval_examples
-                if cap is not None and len(data) > cap:
-                    data = data.select(range(cap))
+                if split == "train" and c.max_train_examples is not None:  # a seeded sample: seeds resample it
+                    data = capped_rows(data, c.max_train_examples, c.seed)
+                elif split != "train" and c.max_eval_examples is not None and len(data) > c.max_eval_examples:
+                    data = data.select(range(c.max_eval_examples))  # the same evaluation rows for every seed
             self._examples[key] = data
         return self._examples[key]
 
@@ -115,8 +116,15 @@ class Experiment:
         if key not in self._features:
             self._features[key] = build_features(self.examples(lang, split), self.task, self.tokenizer,
                                                  self.config.max_length, self.config.doc_stride,
-                                                 self.config.max_query_length)
+                                                 self.config.max_query_length,
+                                                 doc_stride_is_step=self.config.doc_stride_is_step,
+                                                 xtreme_inputs=self.config.xtreme_tagging_inputs)
         return self._features[key]
+
+    @property
+    def loaded_examples(self) -> list[Dataset]:
+        """Every split loaded so far (their cache files name a hub dataset's revision: fslib.engine.provenance)."""
+        return list(self._examples.values())
 
     def settings(self, *, adapting: bool) -> StageSettings:
         return stage_settings(self.config, adapting=adapting)

@@ -49,6 +49,10 @@ class StageSettings:
     precision: str = "bf16"  # bf16 | fp16 | fp32 autocast; only on CUDA (fp32 elsewhere)
     sampler: str = "length_grouped"  # or "random" (the authors' RandomSampler)
     eval_every_steps: int | None = None  # evaluate every N optimiser steps and at the end; None: every epoch
+    scheduler_first: bool = False  # step the schedule before the optimiser (the authors' NER/POS script)
+    # the authors' epoch end: steps per epoch rounded down, the micro-batches left over go backward and their
+    # gradients carry into the next epoch's first step (the last epoch's are dropped); False: a partial last step
+    carry_leftovers: bool = False
 
 
 @dataclass
@@ -138,12 +142,28 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
     scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(grads.parameters, settings.max_grad_norm, foreach=True)
     scale = scaler.get_scale() if scaler.is_enabled() else None
+    if settings.scheduler_first:  # run_tag.py's order: this step already uses the next step's learning rate
+        scheduler.step()
     scaler.step(optimizer)
     scaler.update()
-    if scale is None or scaler.get_scale() >= scale:  # a skipped step (scale lowered) leaves the schedule (as HF)
-        scheduler.step()
+    if not settings.scheduler_first and (scale is None or scaler.get_scale() >= scale):  # a skipped step (scale
+        scheduler.step()  # lowered) leaves the schedule, as HF does
     grads.zero_()  # never set_to_none: the gradients must stay views into the flat buffer
     return torch.stack(losses).mean()
+
+
+def carry_over(model: torch.nn.Module, batch: dict, *, settings: StageSettings, device: torch.device,
+               surgeon: Callable[[], None] | None, surgery_granularity: str, scaler: torch.amp.GradScaler) -> None:
+    """A micro-batch left over at an epoch's end (`carry_leftovers`): forward and backward, its loss scaled as in a
+    full step (1 / grad_accum), micro-batch surgery as after any micro-batch; no optimiser step, so its gradient
+    stays in the buffer for the next step, as in the authors' loop (a resumed run starts without it)."""
+    inputs, _ = to_device(batch, device)
+    with autocast(device, settings.precision):
+        loss = model(**inputs).loss
+    scaler.scale(loss / settings.grad_accum).backward()
+    del loss
+    if surgeon and surgery_granularity == "micro_batch":
+        surgeon()
 
 
 def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *, collator, seed: int,
@@ -174,7 +194,11 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     generator = torch.Generator().manual_seed(seed)
     micro_batch = settings.batch_size // settings.grad_accum
     loader = batches(features, micro_batch, collator, generator, settings.sampler)
-    steps_per_epoch = math.ceil(len(loader) / settings.grad_accum)
+    steps_per_epoch = (len(loader) // settings.grad_accum if settings.carry_leftovers
+                       else math.ceil(len(loader) / settings.grad_accum))
+    if steps_per_epoch == 0:
+        raise ValueError(f"{description}: {len(loader)} micro-batches per epoch, fewer than grad_accum "
+                         f"{settings.grad_accum}: no optimiser step would be taken (epoch ends carry leftovers)")
     total_steps = steps_per_epoch * settings.epochs
     warmup = settings.warmup_steps if settings.warmup_steps is not None else int(settings.warmup_ratio * total_steps)
     optimizer = optimizer_for(model, settings)
@@ -234,6 +258,9 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
             if every and (outcome.steps % every == 0 or outcome.steps == total_steps):
                 evaluate(epoch)
+        for leftover in micro_batches if settings.carry_leftovers else ():  # their gradients join the next step
+            carry_over(model, leftover, settings=settings, device=device, surgeon=surgeon,
+                       surgery_granularity=surgery_granularity, scaler=scaler)
         if interval_losses:
             log("interval", epoch, interval_losses, learning_rate)
         log("epoch", epoch, epoch_losses, learning_rate)

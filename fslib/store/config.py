@@ -32,8 +32,11 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # Fields added after the first release: at their defaults they compute what runs without them did, so they stay
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
-                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed",
-                "surgeon_args")
+                "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed", "surgeon_args",
+                "scheduler_order", "doc_stride_is_step", "xtreme_tagging_inputs", "epoch_end")
+# How `max_train_examples` picks its rows (fslib.data.capped_rows): part of a capped run's hash, because capped runs
+# made before it took the first rows
+TRAIN_CAP_RULE = "seeded-sample"
 # Fields that say where and how fast a run goes, not what it computes: left out of the config hash.
 NOT_HASHED = ("output_dir", "device", "eval_batch_size", "progress", "notes", "tensorboard", "cuda_graphs",
               "checkpoint_every_epoch")
@@ -69,9 +72,20 @@ class RunConfig:
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     max_length: int | None = None  # 128 (TyDiQA 384)
-    doc_stride: int | None = None  # TyDiQA windows overlap
+    doc_stride: int | None = None  # TyDiQA windows overlap by this many tokens ...
+    doc_stride_is_step: bool = False  # ... or, true, each window moves on by it (XTREME's SQuAD processor)
+    # NER/POS inputs as XTREME's utils_tag.py builds them for XLM-R: words without sub-word pieces fed as <unk>,
+    # sentences ending in </s></s>, segments of max_length - 3 pieces; false: such words left out (scored as the
+    # first label), one </s>, max_length - 2
+    xtreme_tagging_inputs: bool = False
     max_query_length: int | None = None  # TyDiQA: questions cut to this many tokens; None: never cut (authors: 64)
     sampler: str = "length_grouped"  # "length_grouped" (random mega-batches sorted by length) or "random"
+    # "optimizer_first" (the paper preset; the authors' XNLI and TyDiQA scripts) or "scheduler_first" (their NER/POS
+    # script, run_tag.py, steps the learning-rate schedule before the optimiser: every step uses the next step's rate)
+    scheduler_order: str = "optimizer_first"
+    # "partial_step": an epoch's last micro-batches make a step of their own; "carry" (the authors' scripts): steps per
+    # epoch rounded down, leftover micro-batches' gradients join the next epoch's first step
+    epoch_end: str = "partial_step"
     # stochastic gradient surgery (gradient-co-train)
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
@@ -91,7 +105,9 @@ class RunConfig:
     curve_langs: list[str] | None = None  # targets whose curves are recorded beyond what selection needs; None: all
     gradient_similarity: bool = False  # co-training: per-language gradient cosines of the final model
     similarity_source_batches: int = 100  # English gradient averaged over this many batches
-    max_train_examples: int | None = None  # cap on the source train set (CPU demos); None: all
+    # cap on the source train set (CPU demos, small grids): a sample of this many rows drawn with the run's seed, so
+    # that seeds resample it (fslib.data.capped_rows); None: all
+    max_train_examples: int | None = None
     max_eval_examples: int | None = None  # cap on each dev/test set (CPU demos); None: all
     eval_batch_size: int = 64
     precision: str = "bf16"  # bf16 | fp16 (loss-scaled; GPUs without bf16) | fp32 autocast on CUDA; fp32 on CPU
@@ -181,6 +197,8 @@ class RunConfig:
         for name in ("data_dir", "model"):  # where the checkout lies is not what a run computes
             if hashed[name] is not None and (name == "data_dir" or is_local_path(hashed[name])):
                 hashed[name] = portable_path(hashed[name], self.output_dir)
+        if hashed["max_train_examples"] is not None:  # the cap took the first rows before it drew a seeded sample:
+            hashed["train_cap"] = TRAIN_CAP_RULE  # capped runs compute something else now (uncapped keep their hash)
         if hashed["precision"] in LEGACY_BF16:  # runs made before `precision` replaced `bf16` keep their hash
             hashed["bf16"] = LEGACY_BF16[hashed.pop("precision")]
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
@@ -217,8 +235,10 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "max_grad_norm": (0.0, None, False), "weight_decay": (0.0, None, True),  # lowest allowed itself)
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": GRANULARITIES, "sampler": ("length_grouped", "random"),
+           "scheduler_order": ("optimizer_first", "scheduler_first"), "epoch_end": ("partial_step", "carry"),
            "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
-BOOLEANS = ("oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
+BOOLEANS = ("doc_stride_is_step", "xtreme_tagging_inputs",
+            "oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
             "gradient_similarity", "tensorboard", "progress", "cuda_graphs", "checkpoint_every_epoch")
 
 
@@ -312,9 +332,13 @@ def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
     batch K, no accumulation, `target_epochs`, selection per epoch and warm-up by ratio only (a K-shot stage has
     fewer steps than a fixed warm-up); source-training and co-training the others."""
     c = config.resolved()
+    # scheduler_first only where set: source models trained before the field keep their key (fslib.store.ledger)
+    order = {"scheduler_first": True} if c.scheduler_order == "scheduler_first" else {}
+    order |= {"carry_leftovers": True} if c.epoch_end == "carry" and not adapting else {}
     return dict(epochs=c.target_epochs if adapting else c.epochs,
                 batch_size=c.target_batch_size if adapting else c.train_batch_size,
                 grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
                 warmup_ratio=c.warmup_ratio, warmup_steps=None if adapting else c.warmup_steps,
                 weight_decay=c.weight_decay, adam_epsilon=c.adam_epsilon, max_grad_norm=c.max_grad_norm,
-                precision=c.precision, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps)
+                precision=c.precision, sampler=c.sampler, eval_every_steps=None if adapting else c.select_every_steps,
+                **order)

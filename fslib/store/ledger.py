@@ -7,6 +7,7 @@ holds:
     config.json             the run's RunConfig
     <table>.csv             extra tables (surgery.csv, gradient_similarity.csv, training.csv)
     predictions.jsonl.gz    the final test predictions, what the task notebooks' views read
+    provenance.json         what produced the run: kit commit, libraries, device, data and model checksums
     results.csv             the rows
     manifest.json           the size and checksum of each file above and the row count: a folder whose files match
                             it is a finished run; written last

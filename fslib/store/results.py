@@ -7,7 +7,8 @@ rows), `config.json` (its RunConfig), possibly `surgery.csv` and `gradient_simil
 (each file's size and checksum and the row count); fslib.store.run_files writes them as one set, the manifest last, so a
 folder whose files match its manifest is a finished run and a failed or interrupted run never leaves rows that
 look valid. `load_results` checks every file against its manifest as it reads it, and reads result files from
-elsewhere (another tool, the paper) that have only the core columns.
+elsewhere (another tool, the paper) that have only the core columns. Each row also gets its run's provenance
+(fslib.store.provenance.PROVENANCE_COLUMNS, from `provenance.json`; NA for runs without one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pandas as pd
 
 from fslib.core.containment import files_named, member
 from fslib.core.files import fingerprint
+from fslib.store.provenance import PROVENANCE_COLUMNS, read_provenance
+from fslib.store.provenance import columns as provenance_columns
 
 CORE_COLUMNS = ["task", "method", "k", "seed", "lang", "split", "metric", "value"]
 COLUMNS = ["task", "method", "model", "k", "seed", "lang", "split", "metric", "value", "epoch", "step", "run_id",
@@ -113,6 +116,9 @@ def load_results(path: Path | str, *, skip_unreadable: bool = False) -> pd.DataF
         frame = pd.DataFrame(columns=COLUMNS)
     else:
         frame = pd.concat(frames, ignore_index=True)
+    for column in PROVENANCE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.NA
     frame[["epoch", "step"]] = frame[["epoch", "step"]].astype("Int64")
     return frame
 
@@ -179,6 +185,10 @@ def _read_results(file: Path) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = pd.NA
     frame["lang"] = frame["lang"].astype(str)
+    recorded = read_provenance(file.parent) if file.name == RESULTS_FILE else None
+    for column, value in provenance_columns(recorded).items():
+        if column not in frame.columns:
+            frame[column] = value
     return frame[COLUMNS + [column for column in frame.columns if column not in COLUMNS]]
 
 

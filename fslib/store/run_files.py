@@ -18,6 +18,7 @@ import pandas as pd
 from fslib.core.containment import member
 from fslib.core.files import fingerprint, temporary_beside
 from fslib.store.config import RunConfig
+from fslib.store.provenance import PROVENANCE_FILE
 from fslib.store.results import CONFIG_FILE, MANIFEST_FILE, RESULTS_FILE, read_manifest, results_problem
 
 TIMINGS_FILE = "timings.json"  # seconds per phase of a run or a source training (fslib.core.timing)
@@ -26,8 +27,10 @@ PREVIOUS = ".{}.previous"  # a file of the set the last write replaced, kept unt
 
 
 def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[str, pd.DataFrame],
-              predictions: list[dict] | None = None, timings: dict[str, float] | None = None) -> None:
-    """A finished run's files (with `timings`: where its time went, in seconds), written as one set: each file
+              predictions: list[dict] | None = None, timings: dict[str, float] | None = None,
+              provenance: dict | None = None) -> None:
+    """A finished run's files (with `timings`: where its time went, in seconds; with `provenance`: what produced
+    it, fslib.store.provenance), written as one set: each file
     to a temporary name, then renamed into place, the manifest (sizes, checksums, row count) last. The set it
     replaces is kept as `.<name>.previous` files until the next write (see `discard_results`)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,8 @@ def write_run(folder: Path, config: RunConfig, rows: pd.DataFrame, tables: dict[
         writers[PREDICTIONS_FILE] = lambda path: _write_jsonl_gz(path, predictions)
     if timings:
         writers[TIMINGS_FILE] = lambda path: Path(path).write_text(json.dumps(timings, indent=1) + "\n")
+    if provenance:
+        writers[PROVENANCE_FILE] = lambda path: Path(path).write_text(json.dumps(provenance, indent=1) + "\n")
     writers[RESULTS_FILE] = lambda path: rows.to_csv(path, index=False)
     staged: dict[str, Path] = {}
     try:

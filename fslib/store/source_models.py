@@ -14,7 +14,7 @@ from fslib.formats.seeds import stable_seed
 from fslib.formats.ud import ud_files
 from fslib.formats.uner import uner_files
 from fslib.formats.xtreme import xtreme_path
-from fslib.store.config import RunConfig, is_local_path, portable_path, stage_hyperparameters
+from fslib.store.config import TRAIN_CAP_RULE, RunConfig, is_local_path, portable_path, stage_hyperparameters
 from fslib.store.content_keys import content_stamp
 
 SOURCE_RECORD = "source_training.json"
@@ -32,9 +32,12 @@ def source_model_identity(config: RunConfig) -> tuple:
     (with the data folder and the UD treebank, which the stamps stand for here)."""
     c = config.resolved()
     model = portable_path(c.model, c.output_dir) if is_local_path(c.model) else c.model  # as the config hash has it
+    cap_rule = (TRAIN_CAP_RULE,) if c.max_train_examples is not None else ()  # capped: a seeded sample since
+    cap_rule += ("doc-stride-is-step",) if c.doc_stride_is_step else ()  # other TyDiQA windows (unset: keys kept)
+    cap_rule += ("xtreme-tagging-inputs",) if c.xtreme_tagging_inputs else ()
     return (c.task, model, c.seed, c.source, json.dumps(stage_hyperparameters(c, adapting=False), sort_keys=True),
             c.max_length, c.doc_stride, c.max_query_length, c.selection, c.hold_out_source_dev, c.max_train_examples,
-            c.max_eval_examples)
+            c.max_eval_examples, *cap_rule)
 
 
 def source_model_folder(config: RunConfig) -> Path:
