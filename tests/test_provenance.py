@@ -12,9 +12,9 @@ import pandas as pd
 from fslib.core.languages import MINI_LANGS
 from fslib.engine.runner import run_dir, run_experiment
 from fslib.store.config import RunConfig
-from fslib.store.ledger import MANIFEST_FILE, corruption
+from fslib.store.ledger import corruption
 from fslib.store.provenance import PROVENANCE_COLUMNS, PROVENANCE_FILE, engine_note, signature
-from fslib.store.results import load_results
+from fslib.store.results import MANIFEST_FILE, load_results
 
 
 def sha256(path: Path) -> str:
