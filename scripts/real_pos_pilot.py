@@ -113,7 +113,7 @@ def stage_runs(args) -> None:
 
 def stage_passes(args) -> None:
     """Per-pass times of the encoder on this CPU (fslib.batch.cost's Shape): forward+backward at batch 8 and 5 of
-    40-token sequences, the AdamW step, and a forward-only evaluation batch of 32, each the median of a few."""
+    40-token sequences, the AdamW step, and a forward-only evaluation batch of 32, each the median CPU time of a few."""
     import statistics
 
     import torch
@@ -134,9 +134,9 @@ def stage_passes(args) -> None:
         work()
         times = []
         for _ in range(repeats):
-            started = time.perf_counter()
+            started = time.process_time()  # CPU time: what the pass takes on a core of its own
             work()
-            times.append(time.perf_counter() - started)
+            times.append(time.process_time() - started)
         return statistics.median(times)
 
     def train_pass(n: int):
