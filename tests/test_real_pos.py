@@ -49,7 +49,8 @@ def test_real_grid_has_the_required_shape(real_params):
     assert {run.k for run in main if run.seed <= 3} == {0, 5, 10}
     seeds = lambda method: {run.seed for run in main if run.method == method and run.k == 5}  # noqa: E731
     assert seeds("gradient-co-train") == seeds("naive-co-train") == set(range(1, 9))
-    assert all(run.source == "ud" and run.gradient_similarity and run.max_train_examples >= 256 for run in main)
+    assert all(run.source == "ud" and run.max_train_examples >= 224 for run in main)
+    assert all(run.gradient_similarity for run in main if run.seed <= 3)
     subsets = [run.target_langs for run in batch.runs if run.method_label == "gradient-subset"]
     singles = {tuple(run.target_langs) for run in batch.runs if run.method_label == "gradient-single"}
     assert len({tuple(s) for s in subsets}) >= 2 and all((lang,) in singles for s in subsets for lang in s)
