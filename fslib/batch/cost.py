@@ -159,11 +159,11 @@ SHAPES: dict[str, Shape] = {
     # 0.178 s at 1 x 40 tokens and 0.657 s at 8 x 40 (110 ms + 1.71 ms per token), AdamW over the trimmed model
     # 0.277 s, a forward-only evaluation batch 0.36 of a pass; all x 0.8, the ratio of naive-co-train's measured CPU
     # time (110 s at K=5) to this model's, as the micro-benchmark ran under load 8.8. An oracle pass with the
-    # surgery's work on the flat gradients (42M floats) took 1.17 s (gradient-co-train 185 s, 75 s over naive for 64
-    # oracle passes): 560 ms fixed, held in captured_pass_ms, which a CPU shape's oracle passes always use (a CPU
-    # has no CUDA graphs: that field is the oracle pass's own fixed time, surgery included).
+    # surgery's work on the flat gradients (42M floats) took 0.61 s (gradient-co-train 185 s, 75 s over naive for
+    # 123 oracle passes at alpha 1): 336 ms fixed, held in captured_pass_ms, which a CPU shape's oracle passes always
+    # use (a CPU has no CUDA graphs: that field is the oracle pass's own fixed time, surgery included).
     "e5-small": Shape("multilingual-e5-small", pass_ms=88.0, token_ms=1.37, optimizer_ms=222.0, eval_fraction=0.36,
-                      fp32_token_factor=1.0, captured_pass_ms=560.0, unit="CPU core-hours (fp32, one thread a job)",
+                      fp32_token_factor=1.0, captured_pass_ms=336.0, unit="CPU core-hours (fp32, one thread a job)",
                       cpu_cores=2, source="measured on the 2-core VM (results/real-pos/pilot.md)"),
 }
 
