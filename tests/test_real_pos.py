@@ -28,24 +28,57 @@ def real_params(tmp_path):
 
 
 def test_real_grid_has_the_required_shape(real_params):
+    """Issue 25's design: >= 10 targets in >= 6 scripts, each tested on >= 1,000 words, all six methods at K=5
+    and K=10 on 3 seeds, gradient- and naive-co-train at K=5 on 9, the script study on two same-script groups."""
     from fslib.batch.params import load_params
+    from fslib.formats.ud import read_ud_split
 
     batch = load_params(real_params)
     assert batch.prepare == "encoder"
-    assert len(batch.runs) == 3 + 5 * 2 * 3 + 6 * 3  # zero-shot per seed, 5 methods x K {5, 10}, script study
+    assert len(batch.runs) == 3 * (1 + 5 * 2) + 3 * 6 + 6 * 2  # seeds 1-3 all, script study, seeds 4-9 co-training
     main = [run for run in batch.runs if run.method_label is None]
     targets = [lang for lang in main[0].languages if lang != "en"]
-    assert main[0].languages[0] == "en" and len(targets) >= 12
+    assert main[0].languages[0] == "en" and len(targets) >= 10
     scripts = {language(lang).script for lang in targets}
-    assert len(scripts) >= 5 and "unknown" not in scripts
-    assert {run.method for run in main} == {"zero-shot", "ord-FS", "ord-FS+dev", "co-FT", "naive-co-train",
-                                            "gradient-co-train"}
-    assert {run.seed for run in main} >= {1, 2, 3}
-    assert {run.k for run in main} - {0} >= {5, 10}
-    assert all(run.source == "ud" and run.gradient_similarity for run in main)
+    assert len(scripts) >= 6 and "unknown" not in scripts
+    cap = main[0].max_eval_examples
+    words = {lang: sum(len(s.tokens) for s in read_ud_split(UD_DIR, lang, "test")[:cap]) for lang in targets}
+    assert min(words.values()) >= 1000, words
+    assert {run.method for run in main if run.seed <= 3} == {"zero-shot", "ord-FS", "ord-FS+dev", "co-FT",
+                                                             "naive-co-train", "gradient-co-train"}
+    assert {run.k for run in main if run.seed <= 3} == {0, 5, 10}
+    seeds = lambda method: {run.seed for run in main if run.method == method and run.k == 5}  # noqa: E731
+    assert seeds("gradient-co-train") == seeds("naive-co-train") == set(range(1, 10))
+    assert all(run.source == "ud" and run.max_train_examples >= 224 for run in main)
+    assert all(run.gradient_similarity for run in main if run.seed <= 3)
     subsets = [run.target_langs for run in batch.runs if run.method_label == "gradient-subset"]
     singles = {tuple(run.target_langs) for run in batch.runs if run.method_label == "gradient-single"}
     assert len({tuple(s) for s in subsets}) >= 2 and all((lang,) in singles for s in subsets for lang in s)
+    assert {run.seed for run in batch.runs if run.method_label == "gradient-subset"} == {1, 2, 3}
+
+
+PILOT = ROOT / "results" / "real-pos" / "pilot" / "results.csv"
+
+
+def test_dry_run_power_print_promises_the_half_width(real_params):
+    """`fslib batch params/real/pos.yaml --dry-run --pilot results/real-pos/pilot/results.csv` promises a 95%
+    interval of half-width <= 0.6 F1 points for gradient-co-train minus naive-co-train at K=5, from the pilot's
+    variance components; the same grid with the K=5 co-training of seeds 4-9 left out does not."""
+    from fslib.analysis.power import power_report, power_table
+    from fslib.batch.params import load_params
+    from fslib.store.results import load_results
+
+    runs = load_params(real_params).runs
+    table = power_table(runs, load_results(PILOT)).set_index(["k", "method", "baseline"])
+    row = table.loc[(5, "gradient-co-train", "naive-co-train")]
+    assert row["source"] == "pilot" and row["n_langs"] >= 10
+    assert row["half_width"] <= 0.6
+    printed = next(line for line in power_report(runs, str(PILOT)).splitlines()
+                   if " 5 gradient-co-train vs naive-co-train " in line)
+    assert f"{row['half_width']:.2f}" in printed.split()
+    fewer = power_table([run for run in runs if run.seed <= 3], load_results(PILOT)).set_index(
+        ["k", "method", "baseline"]).loc[(5, "gradient-co-train", "naive-co-train")]
+    assert fewer["half_width"] > 0.6
 
 
 def test_one_tiny_run_with_the_real_encoder_on_ud(tmp_path):

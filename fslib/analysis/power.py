@@ -1,11 +1,12 @@
 """Power before the run: the smallest difference a grid can detect, and what it would take to see the paper's.
 
 A comparison of a method with a baseline at one (task, K) is tested by `fslib.analysis.significance` on L target
-languages
-x S runs; its estimate has Var(delta) = var_lang/L + var_seed/S + var_resid/(L*S) and its test has the
+languages x S runs; its estimate has Var(delta) = var_lang/L + var_seed/S + var_resid/(L*S) and its test has the
 Satterthwaite degrees of freedom df of the expected mean squares (var_resid + S*var_lang on L-1 df, var_resid +
 L*var_seed on S-1, var_resid on (L-1)(S-1)). The smallest effect detected with probability `power` by the
-two-sided test at `alpha` is approximately (t_{1-alpha/2, df} + t_{power, df}) * sqrt(Var(delta)).
+two-sided test at `alpha` is approximately (t_{1-alpha/2, df} + t_{power, df}) * sqrt(Var(delta)), and the
+interval the test will report has the expected half-width t_{1-alpha/2, df} * sqrt(Var(delta)) (`half_width`:
+what a grid promises about the precision of its verdicts, whatever the true effect).
 
 The residual holds the test-set sampling noise of a paired per-language difference, modelled as
 test_noise / n_test (points^2, n_test test sentences or examples per language), plus what a pilot measured beyond
@@ -37,7 +38,7 @@ from scipy import stats
 from fslib.core.languages import SOURCE_LANG, TASK_LANGUAGES
 
 DEFAULTS_FILE = "power_defaults.csv"
-BASELINES = ("ord-FS", "naive-co-train")
+BASELINES = ("ord-FS", "co-FT", "naive-co-train")
 ZERO_SHOT = "zero-shot"
 SEARCH_LIMITS = {"seeds": 100, "languages": 200, "test sentences": 1_000_000}
 
@@ -69,6 +70,17 @@ def detectable_effect(var_lang: float, var_seed: float, var_resid: float, n_lang
     se = (var_lang / n_langs + var_seed / n_seeds + var_resid / (n_langs * n_seeds)) ** 0.5
     df = expected_df(var_lang, var_seed, var_resid, n_langs, n_seeds)
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def expected_half_width(var_lang: float, var_seed: float, var_resid: float, n_langs: int, n_seeds: int,
+                        level: float = 0.95) -> float:
+    """Half-width (points) of the `level` interval the crossed test would report at these components: Student's t
+    at the expected Satterthwaite degrees of freedom times the standard error of delta (module docstring)."""
+    if n_langs * n_seeds < 2:
+        return float("inf")
+    se = (var_lang / n_langs + var_seed / n_seeds + var_resid / (n_langs * n_seeds)) ** 0.5
+    df = expected_df(var_lang, var_seed, var_resid, n_langs, n_seeds)
+    return float(stats.t.ppf(0.5 + level / 2, df) * se)
 
 
 def _paper_components(task: str, k: int, method: str, baseline: str) -> tuple[float, float, float]:
@@ -166,6 +178,8 @@ def power_table(configs, pilot: pd.DataFrame | None = None, power: float = 0.8, 
             for name, limit in SEARCH_LIMITS.items()}
         out.append({**row._asdict(), "n_test": int(n_test), "source": source, "var_lang": var_lang,
                     "var_seed": var_seed, "var_resid": var_other + noise / n_test, "detectable": effect_at(),
+                    "half_width": expected_half_width(var_lang, var_seed, var_other + noise / n_test, row.n_langs,
+                                                      row.n_seeds, 1 - alpha),
                     "paper_effect": effect, "seeds_needed": needed["seeds"], "languages_needed": needed["languages"],
                     "test_sentences_needed": needed["test sentences"]})
     return pd.DataFrame(out)
@@ -177,7 +191,7 @@ def power_report(configs, pilot: str | None = None, power: float = 0.8, alpha: f
 
     table = power_table(configs, load_results(pilot) if pilot else None, power, alpha)
     if table.empty:
-        return "power: no comparison with ord-FS or naive-co-train in this grid"
+        return "power: no comparison with ord-FS, co-FT or naive-co-train in this grid"
     shown = table.assign(
         comparison=table["method"] + " vs " + table["baseline"],
         grid=table["n_langs"].astype(str) + " x " + table["n_seeds"].astype(str) + ", " + table["n_test"].astype(str),
@@ -185,10 +199,12 @@ def power_report(configs, pilot: str | None = None, power: float = 0.8, alpha: f
                                                                for v in values) for values in
                                                     zip(table["seeds_needed"], table["languages_needed"],
                                                         table["test_sentences_needed"])]})
-    columns = ["task", "k", "comparison", "grid", "source", "var_lang", "var_seed", "var_resid", "detectable",
+    columns = ["task", "k", "comparison", "grid", "source", "var_lang", "var_seed", "var_resid", "half_width",
+               "detectable",
                "paper_effect", "needed (seeds / langs / test sents)"]
-    return (f"power: smallest difference detected {power:.0%} of the time at alpha {alpha} (two-sided, languages x "
-            "runs crossed; grid = target languages x seeds, test sentences per language), and what would detect the "
+    return (f"power: half_width = the expected half-width of the {1 - alpha:.0%} interval; detectable = the smallest "
+            f"difference detected {power:.0%} of the time at alpha {alpha} (two-sided, languages x runs crossed; grid "
+            "= target languages x seeds, test sentences per language), and what would detect the "
             "paper's effect with the rest of the grid unchanged ('-': not within "
             f"{SEARCH_LIMITS['seeds']} seeds / {SEARCH_LIMITS['languages']} languages / "
             f"{SEARCH_LIMITS['test sentences']} sentences)\n"

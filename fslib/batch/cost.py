@@ -125,6 +125,8 @@ class Shape:
     fp32_token_factor: float = 8.0  # precision: fp32 runs fp32 matmuls, no tensor-core bf16 (assumed)
 
     captured_pass_ms: float = 11.0  # an oracle pass replayed from CUDA graphs: launches gone, memory traffic left
+    unit: str = "GPU-hours on one H100"  # what the seconds are: a GPU's, or one CPU core's (cpu_cores > 0)
+    cpu_cores: int = 0  # CPU shapes: the cores of the machine measured, for the wall-time line
 
     def pass_seconds(self, tokens: float, precision: str, captured: bool = False) -> float:
         fixed = self.captured_pass_ms if captured else self.pass_ms
@@ -143,6 +145,16 @@ SHAPES: dict[str, Shape] = {
                           "into per-pass and per-token time with AdamW taken as 5 ms"),
     "base": Shape("xlm-roberta-base", pass_ms=27.5, token_ms=0.0026, optimizer_ms=2.0, captured_pass_ms=5.5,
                   source="extrapolated from the large shape's H100 numbers (12 of 24 layers, hidden 768 of 1024)"),
+    # multilingual-e5-small on one core of the 2-core VM (results/real-pos/pilot.md): CPU time of forward+backward
+    # 0.178 s at 1 x 40 tokens and 0.657 s at 8 x 40 (110 ms + 1.71 ms per token), AdamW over the trimmed model
+    # 0.277 s, a forward-only evaluation batch 0.36 of a pass; all x 0.8, the ratio of naive-co-train's measured CPU
+    # time (110 s at K=5) to this model's, as the micro-benchmark ran under load 8.8. An oracle pass with the
+    # surgery's work on the flat gradients (42M floats) took 0.61 s (gradient-co-train 185 s, 75 s over naive for
+    # 123 oracle passes at alpha 1): 336 ms fixed, held in captured_pass_ms, which a CPU shape's oracle passes always
+    # use (a CPU has no CUDA graphs: that field is the oracle pass's own fixed time, surgery included).
+    "e5-small": Shape("multilingual-e5-small", pass_ms=88.0, token_ms=1.37, optimizer_ms=222.0, eval_fraction=0.36,
+                      fp32_token_factor=1.0, captured_pass_ms=336.0, unit="CPU core-hours (fp32, one thread a job)",
+                      cpu_cores=2, source="measured on the 2-core VM (results/real-pos/pilot.md)"),
 }
 
 
@@ -168,12 +180,14 @@ class Cost:
     evaluations: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # evaluation points
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     timed: bool = True  # False when some run's model has no timing shape
+    shape: Shape | None = None  # the timing shape of the runs (the first one's where they differ)
 
     def add(self, other: Cost) -> None:
         for name in ("steps", "passes", "evaluated", "evaluations", "seconds"):
             for stage, value in getattr(other, name).items():
                 getattr(self, name)[stage] += value
         self.timed &= other.timed
+        self.shape = self.shape or other.shape
 
 
 def _training(cost: Cost, stage: str, config: RunConfig, examples: int, *, batch: int, grad_accum: int,
@@ -208,7 +222,7 @@ def evaluation_points(config: RunConfig, steps: int, epochs: int) -> int:
 def source_training_cost(config: RunConfig, sizes: DataSizes) -> Cost:
     """One source model: training on English and its dev evaluations."""
     c, cost, shape = config.resolved(), Cost(), shape_of(config.model)
-    cost.timed = shape is not None
+    cost.timed, cost.shape = shape is not None, shape
     tokens = get_task(c.task).typical_tokens
     steps, _ = _training(cost, "source-training", c, sizes.examples(c, SOURCE_LANG, "train"),
                          batch=c.train_batch_size, grad_accum=c.grad_accum, epochs=c.epochs, shape=shape, tokens=tokens)
@@ -228,7 +242,7 @@ def oracle_examples(config: RunConfig, lang: str) -> int:
 def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
     """One run without its source model (see source_training_cost): training, oracle passes, evaluations."""
     c, cost, shape = config.resolved(), Cost(), shape_of(config.model)
-    cost.timed = shape is not None
+    cost.timed, cost.shape = shape is not None, shape
     tokens = get_task(c.task).typical_tokens
     targets = c.targets
     test = lambda langs: _evaluate(cost, "test evaluation", c, sum(sizes.examples(c, lang, "test") for lang in langs),
@@ -260,7 +274,7 @@ def run_cost(config: RunConfig, sizes: DataSizes) -> Cost:
             _language_passes(cost, c, surgeon, sizes.examples(c, SOURCE_LANG, "train"), applications, shape, tokens)
             cost.passes["oracle passes"] += passes
             if shape:
-                captured = c.cuda_graphs and c.precision in CAPTURED_PRECISIONS  # fslib.engine.captured_oracle
+                captured = bool(shape.cpu_cores) or (c.cuda_graphs and c.precision in CAPTURED_PRECISIONS)
                 mean_seconds = sum(shape.pass_seconds(oracle_examples(c, lang) * tokens, c.precision, captured)
                                    for lang in oracles)
                 cost.seconds["oracle passes"] += passes * mean_seconds / len(oracles)
@@ -373,11 +387,16 @@ def describe_cost(grid: GridCost, title: str = "estimated cost") -> str:
             what.append(f"{cost.evaluated[stage]:,.0f} examples predicted")
         hours = f"{cost.seconds[stage] / 3600:9.1f} h" if cost.timed else "        -  "
         lines.append(f"  {stage:<28} {hours}  {', '.join(what)}")
-    if cost.timed:
+    if cost.timed and cost.shape.cpu_cores:
+        lines.append(f"  {'total':<28} {gpu_hours(cost):9.2f} h  {cost.shape.unit}: about "
+                     f"{gpu_hours(cost) * 60 / cost.shape.cpu_cores:.0f} min on the {cost.shape.cpu_cores}-core "
+                     f"machine with --jobs {cost.shape.cpu_cores} (an estimate: {cost.shape.source})")
+    elif cost.timed:
         lines.append(f"  {'total':<28} {gpu_hours(cost):9.1f} h  GPU-hours on one H100 (an estimate: per-pass times "
                      f"measured for xlm-roberta-large, extrapolated for base and for fp32; see fslib.batch.cost)")
     else:
-        lines.append("  no GPU-hour estimate: some run's model is neither xlm-roberta-large nor -base (timed shapes)")
+        lines.append("  no time estimate: some run's model is neither xlm-roberta-large nor -base nor "
+                     "multilingual-e5-small (timed shapes)")
     if grid.per_co_training_run:
         p = grid.per_co_training_run
         lines.append(f"  per co-training run: {p['optimiser steps']:,.0f} optimiser steps, "
