@@ -55,12 +55,14 @@ def write_run(runs: Path, task: str, method: str, k: int, seed: int) -> None:
 
 
 @pytest.fixture
-def only_the_toy_analysis(tmp_path, monkeypatch):
+def only_the_toy_analysis(tmp_path):
     """The registry holding the toy alone (the kit's analyses' notebooks are not what is tested here)."""
-    for name in list(analyses.ANALYSES):
-        monkeypatch.delitem(analyses.ANALYSES, name)
+    kit_analyses = dict(analyses.ANALYSES)
+    analyses.ANALYSES.clear()
     notebook = write_toy_notebook(tmp_path / "toy_mean.ipynb")
-    return register_analysis(Analysis("toy_mean", str(notebook), "mean test score per language", toy_plan))
+    yield register_analysis(Analysis("toy_mean", str(notebook), "mean test score per language", toy_plan))
+    analyses.ANALYSES.clear()  # the toy gone, the kit's back: later tests build the kit's reports
+    analyses.ANALYSES.update(kit_analyses)
 
 
 def test_a_toy_analysis_runs_in_the_reports_and_the_index_links_it(tmp_path, only_the_toy_analysis):

@@ -132,8 +132,9 @@ def test_a_truncated_results_file_makes_its_run_corrupt_and_the_batch_runs_it_ag
     assert [rerun.status for rerun in plan([params], prepare=False)[0]] == ["done"]
     assert "0 runs were already done, 1 ran now, 0 failed" in capsys.readouterr().out
     key = ["lang", "split", "metric", "epoch"]
-    pd.testing.assert_frame_equal(load_results(folder).sort_values(key).reset_index(drop=True),
-                                  load_results(run.folder).sort_values(key).reset_index(drop=True))
+    rerun, first = (load_results(path)[COLUMNS].sort_values(key).reset_index(drop=True)
+                    for path in (folder, run.folder))
+    pd.testing.assert_frame_equal(rerun, first)  # the same numbers (provenance, e.g. the commit, may have moved on)
 
 
 @pytest.mark.parametrize("damage", ["empty", "binary", "edited", "no manifest, cut", "manifest"])

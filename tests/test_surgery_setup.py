@@ -28,7 +28,7 @@ def spied_run(config: RunConfig) -> dict:
     oracle_lang = []  # the oracle language while an oracle forward pass runs
     original_init, original_call = StochasticGradientSurgery.__init__, PreTrainedModel.__call__
 
-    def init(self, grads, oracle_languages, alpha, seed, oracle_loss):
+    def init(self, grads, oracle_languages, alpha, seed, oracle_loss, **kwargs):
         def spying_oracle_loss(lang):
             oracle_lang.append(lang)
             try:
@@ -36,7 +36,7 @@ def spied_run(config: RunConfig) -> dict:
             finally:
                 oracle_lang.pop()
         seen["surgeons"].append({"languages": list(oracle_languages), "alpha": alpha})
-        original_init(self, grads, oracle_languages, alpha, seed, spying_oracle_loss)
+        original_init(self, grads, oracle_languages, alpha, seed, spying_oracle_loss, **kwargs)
 
     def call(self, *args, **kwargs):
         if "labels" in kwargs:  # the task model's own forward (not its encoder's), with labels: training
