@@ -88,7 +88,8 @@ def test_default_and_named_treebanks():
     assert choose_treebank(UD_DIR, "en").name == "UD_English-EWT"
     for name in ("PUD", "pud", "UD_English-PUD"):
         assert choose_treebank(UD_DIR, "en", name).name == "UD_English-PUD"
-    with pytest.raises(DataError, match=r"no treebank 'GUM' for 'en'; its treebanks: UD_English-EWT, UD_English-PUD"):
+    with pytest.raises(DataError,
+                       match=r"no UD treebank 'GUM' for 'en'; its treebanks: UD_English-EWT, UD_English-PUD"):
         choose_treebank(UD_DIR, "en", "GUM")
 
 

@@ -107,16 +107,22 @@ def ud_languages(data_dir: Path | str) -> list[str]:
 
 
 def choose_treebank(data_dir: Path | str, lang: str, treebank: str | None = None) -> Treebank:
-    """The treebank of `lang` named `treebank`, or by default: one with a train file first, then the largest."""
-    treebanks = find_treebanks(data_dir)
+    """The UD treebank of `lang` named `treebank`, or by default: one with a train file first, then the largest."""
+    return pick_treebank(find_treebanks(data_dir), data_dir, lang, treebank, "UD", HOW_TO_GET)
+
+
+def pick_treebank(treebanks: dict, data_dir: Path | str, lang: str, treebank: str | None, what: str,
+                  how_to_get: str):
+    """Of `treebanks` (language code -> its treebanks of `what`, e.g. "UD", found under `data_dir`), the one of
+    `lang` named `treebank`, or by default: one with a train file first, then the largest."""
     if lang not in treebanks:
-        raise DataError(f"{data_dir}: no UD treebank for language {lang!r}; languages there: "
-                        f"{', '.join(sorted(treebanks)) or 'none'}; {HOW_TO_GET}")
+        raise DataError(f"{data_dir}: no {what} treebank for language {lang!r}; languages there: "
+                        f"{', '.join(sorted(treebanks)) or 'none'}; {how_to_get}")
     candidates = treebanks[lang]
     if treebank is not None:
         named = [t for t in candidates if t.matches(treebank)]
         if not named:
-            raise DataError(f"{data_dir}: no treebank {treebank!r} for {lang!r}; its treebanks: "
+            raise DataError(f"{data_dir}: no {what} treebank {treebank!r} for {lang!r}; its treebanks: "
                             f"{', '.join(t.name for t in candidates)}")
         return named[0]
     return min(candidates, key=lambda t: ("train" not in t.split_files, -t.size, t.name))

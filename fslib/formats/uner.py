@@ -41,7 +41,7 @@ from pathlib import Path
 from fslib.core.languages import code_of_name
 from fslib.core.tasks import NER_LABELS, SPLITS
 from fslib.formats.errors import DataError, file_error
-from fslib.formats.ud import carve_splits
+from fslib.formats.ud import carve_splits, pick_treebank
 
 FOLDER = re.compile(r"^UNER_(?P<language>[^-]+)-(?P<name>.+)$")
 FILE = re.compile(r"^(?P<code>[^_]+)_(?P<name>.+)-ud-(?P<split>train|dev|test)\.iob2$")
@@ -121,19 +121,8 @@ def uner_languages(data_dir: Path | str) -> list[str]:
 
 
 def choose_uner_treebank(data_dir: Path | str, lang: str, treebank: str | None = None) -> UnerTreebank:
-    """The treebank of `lang` named `treebank`, or by default: one with a train file first, then the largest."""
-    treebanks = find_uner_treebanks(data_dir)
-    if lang not in treebanks:
-        raise DataError(f"{data_dir}: no UNER treebank for language {lang!r}; languages there: "
-                        f"{', '.join(sorted(treebanks)) or 'none'}; {HOW_TO_GET}")
-    candidates = treebanks[lang]
-    if treebank is not None:
-        named = [t for t in candidates if t.matches(treebank)]
-        if not named:
-            raise DataError(f"{data_dir}: no UNER treebank {treebank!r} for {lang!r}; its treebanks: "
-                            f"{', '.join(t.name for t in candidates)}")
-        return named[0]
-    return min(candidates, key=lambda t: ("train" not in t.split_files, -t.size, t.name))
+    """The UNER treebank of `lang` named `treebank`, or by default: one with a train file first, then the largest."""
+    return pick_treebank(find_uner_treebanks(data_dir), data_dir, lang, treebank, "UNER", HOW_TO_GET)
 
 
 @dataclass(frozen=True)
