@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import conllu
 
@@ -59,9 +60,16 @@ def default_ud_dir() -> Path:
 
 @dataclass(frozen=True)
 class Treebank:
+    """A UD treebank folder; fslib.formats.uner's treebanks are the same with other patterns and file suffix."""
+
     folder: Path
     lang: str  # the code prefix of its file names
     files: tuple[tuple[str, Path], ...]  # (split, path) for the splits that have a file
+    FOLDER: ClassVar[re.Pattern] = FOLDER  # its folder's name: <PREFIX>_<Language>-<Name>
+    FILE: ClassVar[re.Pattern] = FILE  # its files' names: <code>_<name>-ud-<split>.<suffix>
+    GLOB: ClassVar[str] = "*-ud-*.conllu"
+    WHAT: ClassVar[str] = "UD"
+    HOW_TO_GET: ClassVar[str] = HOW_TO_GET
 
     @property
     def name(self) -> str:
@@ -75,30 +83,47 @@ class Treebank:
     def size(self) -> int:
         return sum(path.stat().st_size for _, path in self.files)
 
+    @property
+    def file_name(self) -> str:
+        """The name part of its file names (`ewt`, `pud`)."""
+        return self.FILE.match(self.files[0][1].name)["name"]
+
     def matches(self, name: str) -> bool:
-        """`name` is this treebank's folder name, the part after `UD_<Language>-`, or its file name part."""
-        match = FOLDER.match(self.name)
+        """`name` is this treebank's folder name, the part after `<PREFIX>_<Language>-`, or its file name part
+        (any case)."""
+        match = self.FOLDER.match(self.name)
         names = {self.name, match["name"] if match else self.name}
-        names |= {FILE.match(path.name)["name"] for _, path in self.files}
+        names |= {self.FILE.match(path.name)["name"] for _, path in self.files}
         return name.lower() in {n.lower() for n in names}
 
+    def check(self) -> None:
+        """Raise DataError where the folder contradicts its files (nothing to check for UD)."""
 
-def find_treebanks(data_dir: Path | str) -> dict[str, list[Treebank]]:
-    """Every treebank under `data_dir`, by language code (a folder counts if it has a *-ud-*.conllu file)."""
+
+def scan_treebanks(data_dir: Path | str, kind: type[Treebank]) -> dict:
+    """Every treebank of `kind` under `data_dir`, by language code (a folder counts if it has a file matching
+    `kind.GLOB`)."""
     root = Path(data_dir)
     if not root.is_dir():
-        raise DataError(f"{root}: no such UD folder; {HOW_TO_GET}")
+        raise DataError(f"{root}: no such {kind.WHAT} folder; {kind.HOW_TO_GET}")
     found: dict[str, list[Treebank]] = {}
     for folder in sorted(path for path in root.iterdir() if path.is_dir()):
         files = {}
-        for path in sorted(folder.glob("*-ud-*.conllu")):
-            match = FILE.match(path.name)
+        for path in sorted(folder.glob(kind.GLOB)):
+            match = kind.FILE.match(path.name)
             if match:
                 files[(match["code"], match["split"])] = path
         for lang in sorted({code for code, _ in files}):
             splits = tuple((split, files[(lang, split)]) for split in SPLITS if (lang, split) in files)
-            found.setdefault(lang, []).append(Treebank(folder, lang, splits))
+            treebank = kind(folder, lang, splits)
+            treebank.check()
+            found.setdefault(lang, []).append(treebank)
     return found
+
+
+def find_treebanks(data_dir: Path | str) -> dict[str, list[Treebank]]:
+    """Every UD treebank under `data_dir`, by language code (a folder counts if it has a *-ud-*.conllu file)."""
+    return scan_treebanks(data_dir, Treebank)
 
 
 def ud_languages(data_dir: Path | str) -> list[str]:

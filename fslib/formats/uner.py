@@ -37,11 +37,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from fslib.core.languages import code_of_name
 from fslib.core.tasks import NER_LABELS, SPLITS
 from fslib.formats.errors import DataError, file_error
-from fslib.formats.ud import carve_splits, pick_treebank
+from fslib.formats.ud import Treebank, carve_splits, pick_treebank, scan_treebanks
 
 FOLDER = re.compile(r"^UNER_(?P<language>[^-]+)-(?P<name>.+)$")
 FILE = re.compile(r"^(?P<code>[^_]+)_(?P<name>.+)-ud-(?P<split>train|dev|test)\.iob2$")
@@ -63,56 +64,27 @@ def ud_dir_for(data_dir: Path | str) -> Path:
 
 
 @dataclass(frozen=True)
-class UnerTreebank:
-    folder: Path
-    lang: str  # the code prefix of its file names
-    files: tuple[tuple[str, Path], ...]  # (split, path) for the splits that have a file
+class UnerTreebank(Treebank):
+    """A UNER treebank folder: the files of the UD treebank it annotates (same name part), in IOB2."""
 
-    @property
-    def name(self) -> str:
-        return self.folder.name
+    FOLDER: ClassVar[re.Pattern] = FOLDER
+    FILE: ClassVar[re.Pattern] = FILE
+    GLOB: ClassVar[str] = "*-ud-*.iob2"
+    WHAT: ClassVar[str] = "UNER"
+    HOW_TO_GET: ClassVar[str] = HOW_TO_GET
 
-    @property
-    def file_name(self) -> str:
-        """The name part of its file names (`ewt`, `pud`): the UD treebank it annotates has the same."""
-        return FILE.match(self.files[0][1].name)["name"]
-
-    @property
-    def split_files(self) -> dict[str, Path]:
-        return dict(self.files)
-
-    @property
-    def size(self) -> int:
-        return sum(path.stat().st_size for _, path in self.files)
-
-    def matches(self, name: str) -> bool:
-        """`name` is its folder name, the part after `UNER_<Language>-`, or its file name part (any case)."""
-        match = FOLDER.match(self.name)
-        names = {self.name, self.file_name, match["name"] if match else self.name}
-        return name.lower() in {n.lower() for n in names}
+    def check(self) -> None:
+        """The language the folder names is the one its files are named for."""
+        folder_match = FOLDER.match(self.name)
+        named = code_of_name(folder_match["language"]) if folder_match else None
+        if named is not None and named != self.lang:
+            raise DataError(f"{self.folder}: the folder says {folder_match['language']} ({named!r}) but its files "
+                            f"are named for {self.lang!r}")
 
 
 def find_uner_treebanks(data_dir: Path | str) -> dict[str, list[UnerTreebank]]:
     """Every treebank under `data_dir`, by language code (a folder counts if it has a *-ud-*.iob2 file)."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such UNER folder; {HOW_TO_GET}")
-    found: dict[str, list[UnerTreebank]] = {}
-    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
-        files = {}
-        for path in sorted(folder.glob("*-ud-*.iob2")):
-            match = FILE.match(path.name)
-            if match:
-                files[(match["code"], match["split"])] = path
-        folder_match = FOLDER.match(folder.name)
-        for lang in sorted({code for code, _ in files}):
-            named = code_of_name(folder_match["language"]) if folder_match else None
-            if named is not None and named != lang:
-                raise DataError(f"{folder}: the folder says {folder_match['language']} ({named!r}) but its files "
-                                f"are named for {lang!r}")
-            splits = tuple((split, files[(lang, split)]) for split in SPLITS if (lang, split) in files)
-            found.setdefault(lang, []).append(UnerTreebank(folder, lang, splits))
-    return found
+    return scan_treebanks(data_dir, UnerTreebank)
 
 
 def uner_languages(data_dir: Path | str) -> list[str]:
