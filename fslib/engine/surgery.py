@@ -141,6 +141,12 @@ class Surgeon:
         gradient the optimiser will use)."""
         raise NotImplementedError
 
+    def draw_oracle_language(self) -> str | None:
+        """The paper's draw: one oracle language uniformly, then the alpha coin (in this order, as the authors'
+        code draws them); None where the coin says no surgery this time."""
+        lang = self.rng.choice(self.languages)
+        return lang if self.rng.random() < self.alpha else None
+
     def oracle_gradient(self, lang: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Run `lang`'s oracle pass: returns (the training gradient, copied to `saved`; the oracle gradient, in the
         model's flat buffer). Counts the surgery."""

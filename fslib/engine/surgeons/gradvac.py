@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from fslib.engine.surgeons.layers import tensor_dots, tensor_views
+from fslib.engine.surgeons.layers import oracle_layers, tensor_dots
 from fslib.engine.surgery import EPS, Surgeon
 
 
@@ -47,15 +47,11 @@ class GradVac(Surgeon):
                                    device=buffer.device)
 
     def apply(self) -> None:
-        lang = self.rng.choice(self.languages)
-        if self.rng.random() >= self.alpha:
+        lang = self.draw_oracle_language()
+        if lang is None:
             return
-        saved, flat = self.oracle_gradient(lang)
-        train_views, oracle_views = tensor_views(self.grads, saved), tensor_views(self.grads, flat)
-        dots = tensor_dots(train_views, oracle_views)
+        train_views, oracle_views, dots, oracle_norms2 = oracle_layers(self, lang)
         train_norms = tensor_dots(train_views, train_views).sqrt()
-        oracle_norms2 = tensor_dots(oracle_views, oracle_views)
-        self.record(dots.sum(), saved.norm(), oracle_norms2.sum())
         row = self.languages.index(lang)
         w, cosines = vaccinate(dots, train_norms, oracle_norms2.sqrt(), self.targets[row])
         for train, oracle, coefficient in zip(train_views, oracle_views, w):

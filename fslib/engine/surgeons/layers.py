@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from fslib.engine.surgery import FlatGradients
+from fslib.engine.surgery import FlatGradients, Surgeon
 
 
 def tensor_views(grads: FlatGradients, buffer: torch.Tensor) -> list[torch.Tensor]:
@@ -17,3 +17,16 @@ def tensor_views(grads: FlatGradients, buffer: torch.Tensor) -> list[torch.Tenso
 def tensor_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     """The dot product of each pair of views, as one device tensor (no host sync)."""
     return torch.stack([torch.dot(x, y) for x, y in zip(a, b)])
+
+
+def oracle_layers(surgeon: Surgeon, lang: str) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor,
+                                                        torch.Tensor]:
+    """Run `lang`'s oracle pass for `surgeon` and record the whole model's statistics; returns the training and
+    oracle gradients cut per tensor (the oracle's views are the model's gradients), their per-tensor dots and the
+    oracle's per-tensor squared norms."""
+    saved, flat = surgeon.oracle_gradient(lang)
+    train_views, oracle_views = tensor_views(surgeon.grads, saved), tensor_views(surgeon.grads, flat)
+    dots = tensor_dots(train_views, oracle_views)
+    oracle_norms2 = tensor_dots(oracle_views, oracle_views)
+    surgeon.record(dots.sum(), saved.norm(), oracle_norms2.sum())
+    return train_views, oracle_views, dots, oracle_norms2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from fslib.engine.surgeons.layers import tensor_dots, tensor_views
+from fslib.engine.surgeons.layers import oracle_layers
 from fslib.engine.surgery import EPS, Surgeon
 
 
@@ -17,14 +17,10 @@ class PerLayerSurgery(Surgeon):
     name = "per_layer"
 
     def apply(self) -> None:
-        lang = self.rng.choice(self.languages)
-        if self.rng.random() >= self.alpha:
+        lang = self.draw_oracle_language()
+        if lang is None:
             return
-        saved, flat = self.oracle_gradient(lang)
-        train_views, oracle_views = tensor_views(self.grads, saved), tensor_views(self.grads, flat)
-        dots = tensor_dots(train_views, oracle_views)
-        oracle_norms2 = tensor_dots(oracle_views, oracle_views)
-        self.record(dots.sum(), saved.norm(), oracle_norms2.sum())
+        train_views, oracle_views, dots, oracle_norms2 = oracle_layers(self, lang)
         self._layer_conflicts += (dots < 0).float().mean()
         coefficients = dots.clamp(max=0) / (oracle_norms2 + EPS)
         for train, oracle, coefficient in zip(train_views, oracle_views, coefficients):

@@ -14,8 +14,8 @@ class StochasticGradientSurgery(Surgeon):
     name = "stochastic"
 
     def apply(self) -> None:
-        lang = self.rng.choice(self.languages)
-        if self.rng.random() >= self.alpha:
+        lang = self.draw_oracle_language()
+        if lang is None:
             return
         saved, flat = self.oracle_gradient(lang)
         dot = torch.dot(saved, flat)
