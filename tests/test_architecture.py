@@ -75,26 +75,12 @@ def imports_of(source: str, name: str, is_package: bool) -> list[tuple[str, int]
 def imported_modules(name: str) -> set[str]:
     """The fslib modules `name` imports anywhere in its source (top level, functions, TYPE_CHECKING blocks)."""
     path = MODULES[name]
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] +
-                                ([node.module] if node.module else []))
-            else:
-                base = node.module
-            # `from package import module` imports that module; `from module import name`, the module
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            while target and target not in MODULES:  # `fslib.x.name` -> the module fslib.x
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
+    for target, _ in imports_of(path.read_text(), name, path.name == "__init__.py"):
+        while target and target not in MODULES:  # `fslib.x.name` -> the module fslib.x
+            target = target.rpartition(".")[0]
+        if target and target != name:
+            found.add(target)
     return found
 
 
