@@ -29,8 +29,16 @@ def test_every_shipped_grid_has_its_fixture():
     assert {f"{grid.parent.name}_{grid.stem}.txt" for grid in GRIDS} == {path.name for path in FIXTURES.iterdir()}
 
 
+# The real grids read ../shared/data beside the checkout; their hashes count that path relative to the outputs
+# (fslib.store.config.portable_path), so their fixtures hold where ../shared is a folder beside the checkout, as
+# where they were taken, and not where it is missing or a link to elsewhere.
+SHARED_BESIDE = (ROOT.parent / "shared").is_dir() and not (ROOT.parent / "shared").is_symlink()
+
+
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda grid: f"{grid.parent.name}/{grid.name}")
 def test_the_grid_plans_the_same_runs_and_hashes(grid, monkeypatch):
+    if grid.parent.name == "real" and not SHARED_BESIDE:
+        pytest.skip(f"{ROOT.parent / 'shared'} is not a folder beside the checkout: the real grids' hashes differ")
     monkeypatch.chdir(ROOT)  # output_dir is relative to the working directory, as in the fixture
     expected = fixture_runs(FIXTURES / f"{grid.parent.name}_{grid.stem}.txt")
     text = (FIXTURES / f"{grid.parent.name}_{grid.stem}.txt").read_text()
