@@ -34,7 +34,7 @@ def test_real_ner_grid_has_the_required_shape(real_params):
 
     batch = load_params(real_params)
     assert batch.prepare == "encoder"
-    assert len(batch.runs) == 3 + 5 * 2 * 3 + 6 * 3  # zero-shot per seed, 5 methods x K {5, 10}, script study
+    assert len(batch.runs) == 3 + 5 * 2 * 3 + 3  # zero-shot per seed, 5 methods x K {5, 10}, script study at seed 1
     main = [run for run in batch.runs if run.method_label is None]
     targets = [lang for lang in main[0].languages if lang != "en"]
     assert main[0].languages[0] == "en" and sorted(targets) == sorted("de pt ru zh sv da hr sk sr".split())
@@ -45,7 +45,7 @@ def test_real_ner_grid_has_the_required_shape(real_params):
     assert all(run.source == "uner" and run.task == "ner" and run.gradient_similarity for run in main)
     subsets = [run.target_langs for run in batch.runs if run.method_label == "gradient-subset"]
     singles = {tuple(run.target_langs) for run in batch.runs if run.method_label == "gradient-single"}
-    assert len({tuple(s) for s in subsets}) >= 2 and all((lang,) in singles for s in subsets for lang in s)
+    assert subsets and all(len(s) >= 2 and (lang,) in singles for s in subsets for lang in s)
     assert all(len({language(lang).script for lang in s}) == 1 for s in subsets)  # each pair shares a script
 
 
@@ -57,7 +57,7 @@ def test_a_dry_run_plans_the_real_ner_grid(real_params, capsys):
     from fslib.batch.preflight import check_data
 
     runs, _ = plan([real_params], prepare=False)
-    assert len(runs) == 51 and all(run.status == "pending" for run in runs)
+    assert len(runs) == 36 and all(run.status == "pending" for run in runs)
     assert check_data([run.config for run in runs], stop=True)
     assert "all present and labelled" in capsys.readouterr().out
     report = dry_run_report([real_params], [run.config for run in runs], [run.config for run in runs])

@@ -25,6 +25,7 @@ from fslib.core.progress import tqdm
 from fslib.core.surgeons import check_granularity
 from fslib.engine.checkpoint import EpochCheckpoint, capture, restore
 from fslib.engine.features import input_lengths
+from fslib.engine.optimizers import build_optimizer
 from fslib.engine.surgery import FlatGradients, Surgeon
 from fslib.engine.tracking import LOG_EVERY
 
@@ -53,6 +54,7 @@ class StageSettings:
     # the authors' epoch end: steps per epoch rounded down, the micro-batches left over go backward and their
     # gradients carry into the next epoch's first step (the last epoch's are dropped); False: a partial last step
     carry_leftovers: bool = False
+    optimizer: str = "torch_adamw"  # or "transformers_adamw" (the authors' scripts; fslib.engine.optimizers)
 
 
 @dataclass
@@ -101,15 +103,15 @@ def to_device(batch: dict, device: torch.device) -> tuple[dict, list[str]]:
     return {key: value.to(device) for key, value in batch.items()}, langs
 
 
-def optimizer_for(model: torch.nn.Module, settings: StageSettings) -> torch.optim.AdamW:
+def optimizer_for(model: torch.nn.Module, settings: StageSettings) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(
                 parameter)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}],
-                             lr=settings.learning_rate, eps=settings.adam_epsilon)
+    return build_optimizer(settings.optimizer, [{"params": decay, "weight_decay": settings.weight_decay},
+                                                {"params": no_decay, "weight_decay": 0.0}],
+                           lr=settings.learning_rate, eps=settings.adam_epsilon)
 
 
 def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatGradients,

@@ -33,7 +33,7 @@ LEGACY_BF16 = {"bf16": True, "fp32": False}  # how configs said it before `preci
 # out of the hash and finished runs stay done.
 ADDED_FIELDS = ("ud_treebanks", "warmup_steps", "max_query_length", "sampler", "oracle_batch_size", "selection",
                 "select_every_steps", "hold_out_source_dev", "save_model", "surgeon", "shot_seed", "surgeon_args",
-                "scheduler_order", "doc_stride_is_step", "xtreme_tagging_inputs", "epoch_end")
+                "scheduler_order", "doc_stride_is_step", "xtreme_tagging_inputs", "epoch_end", "optimizer")
 # How `max_train_examples` picks its rows (fslib.data.capped_rows): part of a capped run's hash, because capped runs
 # made before it took the first rows
 TRAIN_CAP_RULE = "seeded-sample"
@@ -86,6 +86,9 @@ class RunConfig:
     # "partial_step": an epoch's last micro-batches make a step of their own; "carry" (the authors' scripts): steps per
     # epoch rounded down, leftover micro-batches' gradients join the next epoch's first step
     epoch_end: str = "partial_step"
+    # "torch_adamw" (the paper preset) or "transformers_adamw" (the authors' scripts: transformers' former AdamW, eps
+    # before the bias correction and weight decay after the update; fslib.engine.optimizers)
+    optimizer: str = "torch_adamw"
     # stochastic gradient surgery (gradient-co-train)
     alpha: float | None = None  # probability of surgery per step; 1.0 NER/POS, 0.1 TyDiQA/XNLI
     oracle_include_source: bool = True  # English is an oracle language too (the authors' code)
@@ -236,6 +239,7 @@ NUMBERS = {"learning_rate": (0.0, None, False), "adam_epsilon": (0.0, None, Fals
            "warmup_ratio": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
 CHOICES = {"surgery_granularity": GRANULARITIES, "sampler": ("length_grouped", "random"),
            "scheduler_order": ("optimizer_first", "scheduler_first"), "epoch_end": ("partial_step", "carry"),
+           "optimizer": ("torch_adamw", "transformers_adamw"),
            "selection": ("best", "last"), "precision": PRECISIONS, "save_model": ("none", "best", "last")}
 BOOLEANS = ("doc_stride_is_step", "xtreme_tagging_inputs",
             "oracle_include_source", "hold_out_source_dev", "target_dev_curves", "test_curves",
@@ -335,6 +339,7 @@ def stage_hyperparameters(config: RunConfig, *, adapting: bool) -> dict:
     # scheduler_first only where set: source models trained before the field keep their key (fslib.store.ledger)
     order = {"scheduler_first": True} if c.scheduler_order == "scheduler_first" else {}
     order |= {"carry_leftovers": True} if c.epoch_end == "carry" and not adapting else {}
+    order |= {"optimizer": c.optimizer} if c.optimizer != "torch_adamw" else {}
     return dict(epochs=c.target_epochs if adapting else c.epochs,
                 batch_size=c.target_batch_size if adapting else c.train_batch_size,
                 grad_accum=1 if adapting else c.grad_accum, learning_rate=c.learning_rate,
