@@ -61,7 +61,7 @@ def test_a_dry_run_plans_the_real_ner_grid(real_params, capsys):
     assert check_data([run.config for run in runs], stop=True)
     assert "all present and labelled" in capsys.readouterr().out
     report = dry_run_report([real_params], [run.config for run in runs], [run.config for run in runs])
-    assert "51 runs + 3 source models" in report
+    assert "36 runs + 3 source models" in report
     assert "XTREME's published sizes" not in report  # sizes counted from the UNER files, as carved
 
 
