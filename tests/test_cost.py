@@ -61,6 +61,9 @@ def test_co_training_counts_by_hand(data_dir):
     assert cost.evaluations["evaluation during training"] == 3
     assert cost.evaluated["evaluation during training"] == 3 * 16
     assert cost.evaluated["test evaluation"] == 6
+    # epoch_end: carry (the authors'): 7 // 2 = 3 steps an epoch, the leftover micro-batch carried: 9 steps
+    carried = run_cost(config(data_dir, alpha=1.0, surgery_granularity="step", epoch_end="carry"), DataSizes())
+    assert carried.steps["co-training"] == 9 and carried.passes["co-training"] == 21
 
 
 def test_evaluation_every_n_steps(data_dir):

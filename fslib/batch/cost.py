@@ -27,6 +27,7 @@ from pathlib import Path
 
 from fslib.core.languages import SOURCE_LANG
 from fslib.core.methods import method_entry
+from fslib.core.steps import steps_per_epoch
 from fslib.core.surgeons import oracle_batch_size
 from fslib.core.tasks import get_task
 from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
@@ -195,7 +196,8 @@ def _training(cost: Cost, stage: str, config: RunConfig, examples: int, *, batch
     """Add a training stage; returns (optimiser steps, micro-batches)."""
     micro = batch // grad_accum
     micro_batches = math.ceil(examples / micro)
-    steps = math.ceil(micro_batches / grad_accum) * epochs
+    carry = config.epoch_end == "carry" and stage != "target-adapting"  # as fslib.store.config.stage_hyperparameters
+    steps = steps_per_epoch(micro_batches, grad_accum, carry_leftovers=carry) * epochs
     cost.steps[stage] += steps
     cost.passes[stage] += micro_batches * epochs
     if shape:

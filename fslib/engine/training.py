@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from fslib.core.progress import tqdm
+from fslib.core.steps import steps_per_epoch as epoch_steps
 from fslib.core.surgeons import check_granularity
 from fslib.engine.checkpoint import EpochCheckpoint, capture, restore
 from fslib.engine.features import input_lengths
@@ -196,8 +197,7 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
     generator = torch.Generator().manual_seed(seed)
     micro_batch = settings.batch_size // settings.grad_accum
     loader = batches(features, micro_batch, collator, generator, settings.sampler)
-    steps_per_epoch = (len(loader) // settings.grad_accum if settings.carry_leftovers
-                       else math.ceil(len(loader) / settings.grad_accum))
+    steps_per_epoch = epoch_steps(len(loader), settings.grad_accum, carry_leftovers=settings.carry_leftovers)
     if steps_per_epoch == 0:
         raise ValueError(f"{description}: {len(loader)} micro-batches per epoch, fewer than grad_accum "
                          f"{settings.grad_accum}: no optimiser step would be taken (epoch ends carry leftovers)")
