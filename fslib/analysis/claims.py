@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from fslib.analysis.power import _paper_components, power_at
 from fslib.analysis.significance import compare_pair, holm
 from fslib.analysis.tables import headline_test_rows
 from fslib.core.languages import SOURCE_LANG, language
@@ -37,13 +38,15 @@ PAIRED_CLAIMS = (
     ("same-script subsets beat single-language co-training", "gradient-subset", "gradient-single", None),
 )
 COLUMNS = ["claim", "k", "better", "worse", "n_langs", "n_seeds", "mean_better", "mean_worse", "mean_diff",
-           "ci_low", "ci_high", "wins", "p_value", "p_holm", "verdict"]
+           "ci_low", "ci_high", "wins", "p_value", "p_holm", "verdict", "paper_diff", "power"]
 CLAIMS_RULE = ("One row per claim and K; unit: the target languages, runs (seeds) a crossed random factor shared "
                "by all languages of a run (fslib.analysis.significance). p: two-sided (Welch's t over languages "
                "for the "
                "distance claim), Holm-corrected across the table's rows. Verdict: holds when p (Holm) < {alpha} "
                "in the claimed direction, does not hold when p (Holm) < {alpha} in the opposite direction, "
-               "inconclusive otherwise or with fewer than {min_langs} target languages.")
+               "inconclusive otherwise or with fewer than {min_langs} target languages. Power: the probability this "
+               "grid (its languages x seeds and its own variance components) had of finding the paper's Table 1 "
+               "difference at 0.05, before the Holm correction.")
 
 
 def verdict(mean_diff: float, p_holm: float, n_langs: int, alpha: float = ALPHA) -> str:
@@ -93,7 +96,17 @@ def paired_claim(results: pd.DataFrame, claim: str, better: str, worse: str, tas
             "n_seeds": compared.get("n_seeds", 0), "mean_better": pairs["better"].mean(),
             "mean_worse": pairs["worse"].mean(), "mean_diff": compared.get("delta", np.nan),
             "ci_low": compared.get("ci_low", np.nan), "ci_high": compared.get("ci_high", np.nan),
-            "wins": int((per_language > 0).sum()), "p_value": compared.get("p_value", np.nan)}
+            "wins": int((per_language > 0).sum()), "p_value": compared.get("p_value", np.nan),
+            **design_power(compared, task, k, better, worse)}
+
+
+def design_power(compared: dict, task: str, k: int | None, better: str, worse: str) -> dict:
+    """The paper's difference for the claim (its Table 1) and the power this grid had to detect it: the claim's own
+    variance components and languages x seeds in fslib.analysis.power's formula (unadjusted alpha 0.05)."""
+    effect = _paper_components(task, k, better, worse)[2] if k is not None else np.nan
+    components = [compared.get(name, np.nan) for name in ("var_lang", "var_seed", "var_resid")]
+    power = power_at(effect, *components, compared.get("n_langs", 0), compared.get("n_seeds", 0))
+    return {"paper_diff": effect, "power": power}
 
 
 def distance_claim(results: pd.DataFrame, task: str, k: int | None, method: str = "gradient-co-train",
@@ -135,17 +148,22 @@ def claims_table(results: pd.DataFrame, task: str = "pos", alpha: float = ALPHA)
     return table
 
 
+def _number(value: float, spec: str) -> str:
+    return "" if pd.isna(value) else format(value, spec)
+
+
 def claims_markdown(table: pd.DataFrame, alpha: float = ALPHA) -> str:
     """The claims table as Markdown (scores in points, p-values to three significant digits), with the rule."""
     lines = ["| claim | K | better | worse | languages × seeds | mean better | mean worse | diff [95% CI] | "
-             "wins | p | p (Holm) | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "wins | p | p (Holm) | verdict | paper's diff | power for it |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
         k = "" if pd.isna(row.k) else row.k
         interval = "" if np.isnan(row.ci_low) else f" [{row.ci_low:+.1f}, {row.ci_high:+.1f}]"
         lines.append(f"| {row.claim} | {k} | {row.better} | {row.worse} | {row.n_langs} × {row.n_seeds} | "
                      f"{row.mean_better:.1f} | {row.mean_worse:.1f} | {row.mean_diff:+.1f}{interval} | "
-                     f"{row.wins}/{row.n_langs} | {row.p_value:.3g} | {row.p_holm:.3g} | **{row.verdict}** |")
+                     f"{row.wins}/{row.n_langs} | {row.p_value:.3g} | {row.p_holm:.3g} | **{row.verdict}** | "
+                     f"{_number(row.paper_diff, '+.2f')} | {_number(row.power, '.2f')} |")
     lines.append("")
     lines.append(CLAIMS_RULE.format(alpha=alpha, min_langs=MIN_LANGUAGES))
     return "\n".join(lines)

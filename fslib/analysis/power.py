@@ -72,6 +72,19 @@ def detectable_effect(var_lang: float, var_seed: float, var_resid: float, n_lang
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
 
 
+def power_at(effect: float, var_lang: float, var_seed: float, var_resid: float, n_langs: int, n_seeds: int,
+             alpha: float = 0.05) -> float:
+    """Probability that the two-sided crossed test at `alpha` on n_langs x n_seeds rejects when the true difference
+    is `effect` (noncentral t at the expected Satterthwaite degrees of freedom); NaN where the effect is unknown."""
+    if np.isnan(effect) or n_langs * n_seeds < 2 or np.isnan(var_lang + var_seed + var_resid):
+        return float("nan")
+    var_lang, var_seed, var_resid = (max(value, 0.0) for value in (var_lang, var_seed, var_resid))
+    se = (var_lang / n_langs + var_seed / n_seeds + var_resid / (n_langs * n_seeds)) ** 0.5
+    df = expected_df(var_lang, var_seed, var_resid, n_langs, n_seeds)
+    critical, shift = stats.t.ppf(1 - alpha / 2, df), abs(effect) / se if se > 0 else np.inf
+    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+
+
 def expected_half_width(var_lang: float, var_seed: float, var_resid: float, n_langs: int, n_seeds: int,
                         level: float = 0.95) -> float:
     """Half-width (points) of the `level` interval the crossed test would report at these components: Student's t
@@ -106,7 +119,8 @@ def _paper_components(task: str, k: int, method: str, baseline: str) -> tuple[fl
 
     var_lang = spread(task)
     if np.isnan(var_lang):
-        var_lang = float(np.nanmedian([spread(other) for other in sorted(set(per_language["task"]))] or [np.nan]))
+        spreads = [value for other in sorted(set(per_language["task"])) if not np.isnan(value := spread(other))]
+        var_lang = float(np.median(spreads)) if spreads else np.nan
     return (0.0 if np.isnan(var_lang) else var_lang), var_seed, effect
 
 
