@@ -5,8 +5,14 @@
 import numpy as np
 import pytest
 
-from fslib.analysis.power import (detectable_effect, expected_df, expected_half_width, grid_comparisons, power_at,
-                                  power_table)
+from fslib.analysis.power import (
+    detectable_effect,
+    expected_df,
+    expected_half_width,
+    grid_comparisons,
+    power_at,
+    power_table,
+)
 from fslib.analysis.significance import paired_test
 from fslib.store.config import RunConfig
 
