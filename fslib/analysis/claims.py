@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fslib.analysis.power import _paper_components, power_at
+from fslib.analysis.power import paper_components, power_at
 from fslib.analysis.significance import compare_pair, holm
 from fslib.analysis.tables import headline_test_rows
 from fslib.core.languages import SOURCE_LANG, language
@@ -103,7 +103,7 @@ def paired_claim(results: pd.DataFrame, claim: str, better: str, worse: str, tas
 def design_power(compared: dict, task: str, k: int | None, better: str, worse: str) -> dict:
     """The paper's difference for the claim (its Table 1) and the power this grid had to detect it: the claim's own
     variance components and languages x seeds in fslib.analysis.power's formula (unadjusted alpha 0.05)."""
-    effect = _paper_components(task, k, better, worse)[2] if k is not None else np.nan
+    effect = paper_components(task, k, better, worse)[2] if k is not None else np.nan
     components = [compared.get(name, np.nan) for name in ("var_lang", "var_seed", "var_resid")]
     power = power_at(effect, *components, compared.get("n_langs", 0), compared.get("n_seeds", 0))
     return {"paper_diff": effect, "power": power}

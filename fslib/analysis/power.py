@@ -96,7 +96,7 @@ def expected_half_width(var_lang: float, var_seed: float, var_resid: float, n_la
     return float(stats.t.ppf(0.5 + level / 2, df) * se)
 
 
-def _paper_components(task: str, k: int, method: str, baseline: str) -> tuple[float, float, float]:
+def paper_components(task: str, k: int, method: str, baseline: str) -> tuple[float, float, float]:
     """var_lang and var_seed of the paper's figures, and the paper's effect (Table 1 difference)."""
     from fslib.analysis.reference import load_reference, load_reference_table1
 
@@ -173,7 +173,7 @@ def power_table(configs, pilot: pd.DataFrame | None = None, power: float = 0.8, 
     for row in grid_comparisons(configs).itertuples(index=False):
         noise = float(defaults.at[row.task, "test_noise"]) if row.task in defaults.index else 0.0
         n_test = row.n_test if not np.isnan(row.n_test) else float(defaults.at[row.task, "test_sentences"])
-        var_lang, var_seed, effect = _paper_components(row.task, row.k, row.method, row.baseline)
+        var_lang, var_seed, effect = paper_components(row.task, row.k, row.method, row.baseline)
         var_other, source = 0.0, "paper"
         if pilot is not None:
             measured = compare_methods(pilot, row.task, row.k, row.method, row.baseline) \

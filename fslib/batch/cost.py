@@ -30,7 +30,7 @@ from fslib.core.methods import method_entry
 from fslib.core.steps import steps_per_epoch
 from fslib.core.surgeons import oracle_batch_size
 from fslib.core.tasks import get_task
-from fslib.store.config import CAPTURED_PRECISIONS, RunConfig
+from fslib.store.config import CAPTURED_PRECISIONS, RunConfig, stage_hyperparameters
 from fslib.store.source_models import source_model_identity
 
 # ---- data sizes ---------------------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def _training(cost: Cost, stage: str, config: RunConfig, examples: int, *, batch
     """Add a training stage; returns (optimiser steps, micro-batches)."""
     micro = batch // grad_accum
     micro_batches = math.ceil(examples / micro)
-    carry = config.epoch_end == "carry" and stage != "target-adapting"  # as fslib.store.config.stage_hyperparameters
+    carry = stage_hyperparameters(config, adapting=stage == "target-adapting").get("carry_leftovers", False)
     steps = steps_per_epoch(micro_batches, grad_accum, carry_leftovers=carry) * epochs
     cost.steps[stage] += steps
     cost.passes[stage] += micro_batches * epochs
