@@ -100,6 +100,21 @@ def test_dry_run_lists_runs_done_and_reused(report_batch, capsys):
     assert not (root / "outputs/runs/ner/zero-shot/k0/seed3").exists()
 
 
+def test_dry_run_prepares_nothing(tmp_path, capsys):
+    """A dry run of a file that asks for `prepare: offline` writes neither the benchmark nor the model (the batch
+    itself does); its runs are planned and priced all the same."""
+    params = tmp_path / "demo.yaml"
+    params.write_text(yaml.safe_dump({"prepare": "offline", "defaults": {
+        "model": str(tmp_path / "models" / "tiny-xlmr"), "source": "xtreme", "data_dir": str(tmp_path / "data"),
+        "output_dir": str(tmp_path / "outputs"), **FAST}, "grids": [
+        {"task": "ner", "methods": ["naive-co-train"], "k": [1], "seeds": [1], "languages": ["en", "qa"]}]}))
+    assert main(["batch", str(params), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 runs: 1 pending" in out and "written by the batch, not by a dry run" in out
+    assert "estimated cost of the grid: 1 runs" in out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["demo.yaml"]
+
+
 def small_grid(root, mini_dir, tiny_model, name):
     return write_params(root / f"{name}.yaml", mini_dir, tiny_model, root / name, [
         {"task": "ner", "methods": ["naive-co-train"], "k": [1], "seeds": [1, 2, 3], "languages": ["en", "qa"]}])

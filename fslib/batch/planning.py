@@ -142,12 +142,19 @@ def run_batch(param_files: list[Path | str], *, executor_name: str = "local", jo
 
 def _run_batch(param_files: list[Path | str], *, executor_name: str, jobs: int, dry_run: bool, reports: bool,
                pilot: str | None = None) -> int:
-    runs, batches = plan(param_files)
+    runs, batches = plan(param_files, prepare=not dry_run)  # a dry run writes nothing: no benchmark, no encoder
     sources, reused = source_jobs(runs)
     print(describe(runs, sources, reused))
     from fslib.batch.preflight import check_data  # every data file the runs to do read, before anything trains
 
-    data_ok = check_data([run.config for run in runs if run.status not in ("done", "running")], stop=not dry_run)
+    to_read = [run.config for run in runs if run.status not in ("done", "running")]
+    if dry_run:  # data that `prepare: offline` writes is not there yet: nothing to read
+        generated = {Path(run.data_dir).resolve() for batch in batches if batch.prepare == "offline"
+                     for run in batch.runs if not Path(run.data_dir).exists()}
+        to_read = [config for config in to_read if Path(config.data_dir or "").resolve() not in generated]
+        print("".join(f"offline benchmark at {folder}: written by the batch, not by a dry run\n"
+                      for folder in sorted(generated)), end="")
+    data_ok = check_data(to_read, stop=not dry_run)
     if dry_run:
         from fslib.batch.cost import dry_run_report
 
