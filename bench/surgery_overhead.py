@@ -162,6 +162,7 @@ class Variant:
     #               "eager" (the efficient surgery with the eager oracle pass) | "reference"
     alpha: float = 1.0
     surgeon: str = "stochastic"  # fslib.core.surgeons.SURGEONS, for "efficient" and "eager"
+    fused: bool | None = None  # the surgeon's sums (fslib.engine.surgery.gradient_products); None: the device's default
 
 
 OTHER_SURGEONS = ("per_layer", "gradvac", "pcgrad_languages", "upgrad")
@@ -171,8 +172,14 @@ VARIANTS = (Variant("naive", "none"), Variant("gradient", "efficient", 1.0), Var
 EAGER = Variant("gradient_eager", "eager", 1.0)  # where the oracle pass is captured, the same without capture
 
 
+# the paper's surgery with the other way of summing than the device's default (fused on CUDA, reductions elsewhere)
+FUSED, REDUCTIONS = Variant("gradient_fused", "efficient", 1.0, fused=True), \
+    Variant("gradient_reductions", "efficient", 1.0, fused=False)
+
+
 def variants_for(device: torch.device, precision: str) -> tuple[Variant, ...]:
-    return VARIANTS + ((EAGER,) if capturable(device, precision) else ())
+    return VARIANTS + ((EAGER,) if capturable(device, precision) else ()) + \
+        ((REDUCTIONS,) if device.type == "cuda" else (FUSED,))
 
 
 class Trainer:
@@ -212,6 +219,8 @@ class Trainer:
                                          lambda lang: oracle_loss(model, lang), batch_loss=batch_loss)
         else:
             self.surgeon = None
+        if self.surgeon is not None and variant.fused is not None:
+            self.surgeon.fused = variant.fused
 
     def step(self, group: list[dict]) -> float:
         """One optimisation step over a group of micro-batches, exactly as `train()` takes it, and the
@@ -487,13 +496,15 @@ def main(argv: list[str] | None = None) -> int:
                  "buffer_passes_and_rest_ms": extra_ms - passes_per_step * kit_pass,
                  "note": "one oracle forward/backward timed on its own (eager; and replayed from CUDA graphs where "
                          "capturable), the oracle languages in turn; the rest is the surgery's passes over the "
-                         "gradient buffer (copy, zero, dots, norm, projection)"}
+                         "gradient buffers (zeroing the oracle's, the sums g.o, |g|, |o|^2, the projection)"}
     if device.type == "cuda":
         for variant in setup.variants:
             results[variant.name]["peak_memory_bytes"] = peak_memory(setup, variant, args.warmup + 3)
 
     pairs = [(a, b) for a, b in (("gradient", "naive"), ("gradient", "reference"), ("gradient_a0.1", "naive"),
                                  ("reference", "naive"), ("gradient_eager", "naive"), ("gradient", "gradient_eager"),
+                                 ("gradient_fused", "naive"), ("gradient_reductions", "naive"),
+                                 ("gradient_fused", "gradient"), ("gradient", "gradient_reductions"),
                                  *((name, "naive") for name in OTHER_SURGEONS))
              if a in results and b in results]
     ratios = {statistic: {f"{a}/{b}": results[a][key] / results[b][key] for a, b in pairs}
@@ -512,8 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     gradient_bytes = n_parameters * 4  # fp32 gradients (bf16 autocast keeps fp32 parameters and gradients)
     memory = {"gradient_bytes": gradient_bytes,
               "note": "computed from sizes; G = one fp32 gradient-sized buffer, on top of the model's own gradients",
-              "gradient_extra_bytes": gradient_bytes,  # StochasticGradientSurgery.saved; the flat buffer IS .grad
-              "gradient_extra_buffers": "1 G, persistent (surgeon.saved); scalars otherwise",
+              "gradient_extra_bytes": gradient_bytes,  # FlatGradients.oracle; the model's row IS .grad
+              "gradient_extra_buffers": "1 G, persistent (grads.oracle, the flat buffers' second row); scalars "
+                                        "otherwise",
               "reference_extra_bytes_peak": 5 * gradient_bytes,
               "reference_extra_buffers": "transient, during each call: g_train (1 G after the clones are "
                                          "concatenated), the deep copy's parameters (1 G) and gradients (1 G), "
@@ -522,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
               "other_surgeons_extra_buffers": "per_layer, gradvac: 1 G persistent, as gradient (gradvac adds its "
                                               "targets: languages x tensors scalars); pcgrad_languages, upgrad: one "
                                               "G per language present in the step, transient (the gradient "
-                                              "matrix), plus 1 G for PCGrad's projected row"}
+                                              "matrix), plus 1 G for PCGrad's projected row; no second row"}
     if device.type == "cuda":
         naive_peak = results["naive"]["peak_memory_bytes"]
         memory["cuda_peak_bytes"] = {name: r["peak_memory_bytes"] for name, r in results.items()}

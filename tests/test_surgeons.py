@@ -36,10 +36,10 @@ TOY = textwrap.dedent('''
             return 2.0
 
         def apply(self):
-            saved, flat = self.oracle_gradient(self.rng.choice(self.languages))
-            dot = torch.dot(saved, flat)
-            self.record(dot, saved.norm(), torch.dot(flat, flat))
-            flat.add_(saved).mul_(0.5)
+            train, oracle = self.oracle_gradient(self.rng.choice(self.languages))
+            dot = torch.dot(train, oracle)
+            self.record(dot, train.norm(), torch.dot(oracle, oracle))
+            train.add_(oracle).mul_(0.5)
     ''')
 
 

@@ -6,7 +6,7 @@ import torch
 from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
 
 from fslib.engine.surgeons.stochastic import StochasticGradientSurgery
-from fslib.engine.surgery import FlatGradients, project_conflicting
+from fslib.engine.surgery import FlatGradients, gradient_products, project_conflicting
 from fslib.engine.surgery_reference import ReferenceSurgery
 
 
@@ -112,8 +112,9 @@ def batch(seed, size=4, length=12, device="cpu"):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("fused", [False, True], ids=["reductions", "fused"])
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
-def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha, device):
+def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha, fused, device):
     # float64: no rounding drift over steps
     efficient, reference = tiny_xlmr().double().to(device), tiny_xlmr().double().to(device)
     reference.load_state_dict(efficient.state_dict())
@@ -122,6 +123,7 @@ def test_efficient_surgery_matches_the_plain_reference_step_by_step(alpha, devic
     grads = FlatGradients(list(efficient.parameters()))
     surgeon = StochasticGradientSurgery(grads, list(oracles), alpha, seed=7,
                                         oracle_loss=lambda lang: efficient(**oracles[lang]).loss)
+    surgeon.fused = fused  # the sums as one matrix product of both buffers (the CUDA default) or three reductions
     plain = ReferenceSurgery(reference, list(oracles), alpha, seed=7,
                              oracle_loss=lambda model, lang: model(**oracles[lang]).loss)
     # plain SGD: Adam would blow rounding noise in gradients that are zero in theory (attention key biases) up
@@ -152,3 +154,51 @@ def test_flat_gradients_survive_backward_and_detect_replacement():
     model.zero_grad(set_to_none=True)
     with pytest.raises(RuntimeError, match="flat gradient buffer"):
         grads.check_attached()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_fused_products_agree_with_the_reductions_within_fp32_rounding(device):
+    """g.o, |g| and |o|^2 from one matrix product of the (2, N) rows and from three reductions, fp32, against
+    the float64 truth: both within fp32 rounding of it (and so of each other), and so are their projections."""
+    model = torch.nn.Linear(1024, 1023).to(device)  # 1,048,575 gradient entries: not a power of two
+    grads = FlatGradients(list(model.parameters()))
+    grads.add_oracle_buffer()
+    generator = torch.Generator().manual_seed(3)
+    g = torch.randn(grads.buffer.shape, generator=generator)
+    grads.rows.copy_(torch.stack([g, 0.3 * g + torch.randn(g.shape, generator=generator)]))  # cosine about 0.29
+    rows = grads.rows.double().cpu()
+    truth = rows @ rows.t()
+    exact = (truth[0, 1], truth[0, 0].sqrt(), truth[1, 1])
+    # fp32 summation of N terms: an error of order sqrt(N) eps (here 6e-5) of the sum of the terms' magnitudes
+    magnitudes = ((rows[0] * rows[1]).abs().sum(), truth[0, 0].sqrt(), truth[1, 1])
+    results = []
+    for fused in (False, True):
+        products = gradient_products(grads, fused)
+        for value, expected, magnitude in zip(products, exact, magnitudes):
+            assert abs(value.item() - expected.item()) <= 1e-4 * magnitude.item(), (fused, value, expected)
+        results.append(project_conflicting(grads.buffer, -grads.oracle, dot=-products[0], ref_norm2=products[2]))
+    scale = results[0].abs().max().item()
+    assert torch.allclose(results[0], results[1], rtol=0, atol=1e-4 * scale)
+    assert not torch.equal(results[0], grads.buffer)  # the projection happened (g.-o < 0)
+
+
+def test_the_oracle_pass_fills_the_second_buffer_and_leaves_the_training_gradient_in_place():
+    """No copy: the oracle backward goes to `grads.oracle` while the training gradient stays, bit for bit, in
+    the model's buffer, which `.grad` points at again afterwards. A model without a surgeon has one buffer."""
+    model = tiny_xlmr()
+    grads = FlatGradients(list(model.parameters()))
+    assert grads.rows.shape[0] == 1 and grads.oracle is None
+    model(**batch(0)).loss.backward()
+    training = grads.buffer.clone()
+    surgeon = StochasticGradientSurgery(grads, ["de"], 1.0, seed=0, oracle_loss=lambda lang: model(**batch(1)).loss)
+    assert grads.rows.shape[0] == 2 and torch.equal(grads.buffer, training)  # the second row kept the first
+    where = grads.buffer.data_ptr()
+    train, oracle = surgeon.oracle_gradient("de")
+    assert train.data_ptr() == where and torch.equal(train, training)
+    expected = tiny_xlmr()
+    expected(**batch(1)).loss.backward()
+    assert torch.allclose(oracle, torch.cat([p.grad.flatten() for p in expected.parameters()]))
+    grads.check_attached()
+    assert all(grads.buffer.data_ptr() <= p.grad.data_ptr() < grads.oracle.data_ptr() for p in grads.parameters)
+    model(**batch(2)).loss.backward()  # the next backward accumulates into the training gradient again
+    assert not torch.equal(grads.buffer, training) and torch.equal(grads.oracle, oracle)

@@ -43,7 +43,8 @@ def capturable(device: torch.device, precision: str) -> bool:
 
 class CapturedOraclePass:
     """`pass_(batch)` writes the oracle gradient of `batch` (CPU tensors, as the collator makes them) into the
-    flat gradient buffer, overwriting it, as `grads.zero_(); model(**batch).loss.backward()` would.
+    flat buffer the gradients point at (`grads.attached`: the surgeon's oracle buffer), overwriting it, as
+    `grads.zero_(); model(**batch).loss.backward()` would. A graph writes into the buffer it was captured on.
 
     precision: "bf16" or "fp32" (see `capturable`). The model must stay in training mode and keep its parameters
     in place (AdamW and `load_state_dict` update them in place)."""
@@ -125,7 +126,7 @@ class CapturedOraclePass:
         torch.cuda.current_stream(self.device).wait_stream(self.stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
-            self.grads.buffer.zero_()
+            self.grads.zero_()  # the buffer the gradients point at: the surgeon's oracle buffer
             self._forward_backward(static)
         return graph, static
 

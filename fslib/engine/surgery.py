@@ -11,10 +11,14 @@ gradient (negative dot product), project the training gradient onto the oracle g
 (the PCGrad projection of Yu et al., 2020). When the coin says no, the oracle forward/backward is skipped.
 
 Implementation: the model's gradients live in ONE flat buffer (each `param.grad` is a view into it, so autograd
-accumulates straight into it). Surgery copies the training gradient into a second flat buffer, lets the oracle
-backward fill the first, and `project_conflicting` writes the projection back into it (a tensor coefficient
-`min(dot, 0) / |g_oracle|^2`: no Python `if` on a device scalar, so no host sync): two gradient-sized buffers,
-one of which is the model's own gradient storage, and no `retain_graph`.
+accumulates straight into it). A surgeon adds a second row beside it, one (2, N) tensor: for the oracle pass the
+`.grad` views are pointed at the second row, so the oracle backward fills it while the training gradient stays
+where it is (no copy), then pointed back; `project_conflicting` writes the projection into the model's row (a
+tensor coefficient `min(dot, 0) / |g_oracle|^2`: no Python `if` on a device scalar, so no host sync). Two
+gradient-sized buffers, one of which is the model's own gradient storage, and no `retain_graph`. The three sums
+the projection needs (g·o, |g|, |o|^2) are, on CUDA, one matrix product of the (2, N) tensor with its transpose,
+one read of each row (`gradient_products`, `fused`); elsewhere (the reference, and the CPU's default) three
+reductions, the arithmetic of the shipped CPU results.
 
 Loss scaling (fp16): the projection is unchanged when both gradients are multiplied by positive factors - scaling
 the training gradient scales the result by the same factor, scaling the oracle gradient changes nothing - so the
@@ -28,7 +32,8 @@ from __future__ import annotations
 import importlib
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -52,50 +57,91 @@ def project_conflicting(g: torch.Tensor, g_ref: torch.Tensor, *, dot: torch.Tens
 
 class FlatGradients:
     """Lays the gradients of `parameters` out as views into one contiguous buffer, so that whole-model dot
-    products and copies are single kernels."""
+    products and copies are single kernels. `buffer` is the model's gradient; `add_oracle_buffer` puts a second,
+    `oracle`, beside it (rows of one tensor, `rows`), and `oracle_gradients()` points the `.grad` views at it for
+    a pass. `zero_` and `check_attached` act on the buffer the views point at (`attached`)."""
 
     def __init__(self, parameters: list[torch.nn.Parameter]):
         self.parameters = [p for p in parameters if p.requires_grad]
         first = self.parameters[0]
-        self.buffer = torch.zeros(sum(p.numel() for p in self.parameters), dtype=first.dtype, device=first.device)
+        self.rows = torch.zeros(1, sum(p.numel() for p in self.parameters), dtype=first.dtype, device=first.device)
+        self.buffer, self.oracle = self.rows[0], None
         self.attach()
 
+    def add_oracle_buffer(self) -> torch.Tensor:
+        """The second buffer (allocated once, with the model's as a (2, N) tensor, which keeps its content)."""
+        if self.oracle is None:
+            rows = torch.zeros(2, self.buffer.numel(), dtype=self.buffer.dtype, device=self.buffer.device)
+            rows[0].copy_(self.buffer)
+            self.rows, self.buffer, self.oracle = rows, rows[0], rows[1]
+            self.point_at(self.buffer)
+        return self.oracle
+
     def zero_(self) -> None:
-        self.buffer.zero_()
+        self.attached.zero_()
+
+    def point_at(self, buffer: torch.Tensor) -> None:
+        """Point every `.grad` at its slice of `buffer` (a row of `rows`), which then receives the gradients."""
+        offset = 0
+        for p in self.parameters:
+            p.grad = buffer[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+        self.attached = buffer
 
     def attach(self) -> None:
         """Zero the buffer and point every `.grad` at it again (after something set the gradients to None, as
         `zero_grad(set_to_none=True)` does)."""
         self.buffer.zero_()
-        offset = 0
-        for p in self.parameters:
-            p.grad = self.buffer[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
+        self.point_at(self.buffer)
+
+    @contextmanager
+    def oracle_gradients(self) -> Iterator[torch.Tensor]:
+        """Within: backward passes accumulate into `oracle` (its content is the caller's to zero), the model's
+        gradient is left alone."""
+        self.point_at(self.oracle)
+        try:
+            yield self.oracle
+        finally:
+            self.point_at(self.buffer)
 
     def check_attached(self) -> None:
         """Autograd accumulates in place into the views; if anything replaced a `.grad`, say so loudly."""
+        start, size = self.attached.data_ptr(), self.attached.numel() * self.attached.element_size()
         for p in self.parameters:
-            if p.grad is None or p.grad.data_ptr() < self.buffer.data_ptr() or \
-                    p.grad.data_ptr() >= self.buffer.data_ptr() + self.buffer.numel() * self.buffer.element_size():
+            if p.grad is None or not start <= p.grad.data_ptr() < start + size:
                 raise RuntimeError("a parameter's .grad no longer points into the flat gradient buffer "
                                    "(was zero_grad(set_to_none=True) called?)")
 
 
+def gradient_products(grads: FlatGradients, fused: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """g·o, |g| and |o|^2 of the model's gradient g (`grads.buffer`) and the oracle's o (`grads.oracle`), as device
+    scalars. fused: one matrix product of the (2, N) rows with their transpose (each row read once); else three
+    reductions (torch.dot, torch.norm: the reference). The two agree within fp32 rounding."""
+    if fused:
+        gram = torch.mm(grads.rows, grads.rows.t())
+        return gram[0, 1], gram[0, 0].sqrt(), gram[1, 1]
+    return torch.dot(grads.buffer, grads.oracle), grads.buffer.norm(), torch.dot(grads.oracle, grads.oracle)
+
+
 class Surgeon:
     """A gradient surgeon, applied to the gradient accumulated so far (after backward, before clipping and the
-    step). The base owns what every variant needs: the model's flat gradients (`grads`, a `FlatGradients`) and a
-    second buffer (`saved`), the oracle pass (`oracle_gradient`), a seeded generator (`rng`), the statistics, a
-    `state_dict` that checkpoints save (so that a resumed run draws what an uninterrupted one would), and the
-    expected number of oracle passes per application (`oracle_passes`, which fslib.batch.cost prices).
+    step). The base owns what every variant needs: the model's flat gradients (`grads`, a `FlatGradients`) with a
+    second buffer for the oracle's (unless `needs_oracle_buffer` is False), the oracle pass (`oracle_gradient`),
+    a seeded generator (`rng`), the statistics, a `state_dict` that checkpoints save (so that a resumed run draws
+    what an uninterrupted one would), and the expected number of oracle passes per application
+    (`oracle_passes`, which fslib.batch.cost prices). `apply` writes the gradient the optimiser will use into
+    the model's buffer (`grads.buffer`, the training gradient so far).
 
     `oracle_loss(lang)` runs the forward pass on `lang`'s oracle batch and returns the loss; `backward(loss)`
     back-propagates it (default `loss.backward()`; with a gradient scaler, `scaler.scale(loss).backward()`).
-    Instead of the two, `oracle_pass(lang)` may do the whole pass, leaving `lang`'s oracle gradient in the flat
-    buffer in place of what it held (fslib.engine.captured_oracle replays it from CUDA graphs). Statistics are
-    accumulated on the device and read at log time. A subclass implements `apply`.
+    Instead of the two, `oracle_pass(lang)` may do the whole pass, leaving `lang`'s oracle gradient in the buffer
+    the gradients point at (`grads.attached`) in place of what it held (fslib.engine.captured_oracle replays it
+    from CUDA graphs). Statistics are accumulated on the device and read at log time. A subclass implements
+    `apply`. `fused` (default: on CUDA) chooses how `gradient_products` sums.
     """
 
     name: ClassVar[str] = "surgeon"
+    needs_oracle_buffer: ClassVar[bool] = True  # False for a surgeon that never calls `oracle_gradient`
 
     def __init__(self, grads: FlatGradients, oracle_languages: list[str], alpha: float, seed: int,
                  oracle_loss: Callable[[str], torch.Tensor] | None = None,
@@ -113,7 +159,9 @@ class Surgeon:
         self.backward = backward or (lambda loss: loss.backward())
         self.batch_loss = batch_loss  # the model's loss on a collated batch (surgeons of the step's own batch)
         self.rng = random.Random(seed)
-        self.saved = torch.empty_like(grads.buffer)  # the second gradient-sized buffer: g_train
+        if self.needs_oracle_buffer:
+            grads.add_oracle_buffer()  # the second gradient-sized buffer
+        self.fused = grads.buffer.is_cuda
         self.reset_stats()
 
     @staticmethod
@@ -148,14 +196,14 @@ class Surgeon:
         return lang if self.rng.random() < self.alpha else None
 
     def oracle_gradient(self, lang: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run `lang`'s oracle pass: returns (the training gradient, copied to `saved`; the oracle gradient, in the
-        model's flat buffer). Counts the surgery."""
+        """Run `lang`'s oracle pass into the oracle buffer: returns (the training gradient, in the model's buffer,
+        where the variant writes the gradient the optimiser will use; the oracle gradient). Counts the surgery."""
         self.surgeries += 1
         self.oracle_counts[lang] += 1
-        self.saved.copy_(self.grads.buffer)
-        self.oracle_pass(lang)
-        self.grads.check_attached()
-        return self.saved, self.grads.buffer
+        with self.grads.oracle_gradients():
+            self.oracle_pass(lang)
+            self.grads.check_attached()
+        return self.grads.buffer, self.grads.oracle
 
     def record(self, dot: torch.Tensor, train_norm: torch.Tensor, oracle_norm2: torch.Tensor) -> None:
         """Count one surgery's conflict and cosine, on the device (no host sync); one on an inf or NaN is left

@@ -55,7 +55,7 @@ class GradVac(Surgeon):
         row = self.languages.index(lang)
         w, cosines = vaccinate(dots, train_norms, oracle_norms2.sqrt(), self.targets[row])
         for train, oracle, coefficient in zip(train_views, oracle_views, w):
-            torch.addcmul(train, oracle, coefficient, out=oracle)  # g + w o, into the model's grads
+            torch.addcmul(train, oracle, coefficient, out=train)  # g + w o, into the model's grads
         self.targets[row] = torch.where(torch.isfinite(cosines), (1 - self.beta) * self.targets[row]
                                         + self.beta * cosines, self.targets[row])
 

@@ -23,6 +23,8 @@ from fslib.engine.surgery import Surgeon
 
 
 class LanguageGradientSurgeon(Surgeon):
+    needs_oracle_buffer = False  # its per-language rows instead
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.batch_loss is None:

@@ -22,11 +22,11 @@ def tensor_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
 def oracle_layers(surgeon: Surgeon, lang: str) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor,
                                                         torch.Tensor]:
     """Run `lang`'s oracle pass for `surgeon` and record the whole model's statistics; returns the training and
-    oracle gradients cut per tensor (the oracle's views are the model's gradients), their per-tensor dots and the
-    oracle's per-tensor squared norms."""
-    saved, flat = surgeon.oracle_gradient(lang)
-    train_views, oracle_views = tensor_views(surgeon.grads, saved), tensor_views(surgeon.grads, flat)
+    oracle gradients cut per tensor (the training gradient's views are the model's gradients, where the surgeon
+    writes its result), their per-tensor dots and the oracle's per-tensor squared norms."""
+    train, oracle = surgeon.oracle_gradient(lang)
+    train_views, oracle_views = tensor_views(surgeon.grads, train), tensor_views(surgeon.grads, oracle)
     dots = tensor_dots(train_views, oracle_views)
     oracle_norms2 = tensor_dots(oracle_views, oracle_views)
-    surgeon.record(dots.sum(), saved.norm(), oracle_norms2.sum())
+    surgeon.record(dots.sum(), train.norm(), oracle_norms2.sum())
     return train_views, oracle_views, dots, oracle_norms2

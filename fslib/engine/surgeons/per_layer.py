@@ -24,7 +24,7 @@ class PerLayerSurgery(Surgeon):
         self._layer_conflicts += (dots < 0).float().mean()
         coefficients = dots.clamp(max=0) / (oracle_norms2 + EPS)
         for train, oracle, coefficient in zip(train_views, oracle_views, coefficients):
-            torch.addcmul(train, oracle, coefficient, value=-1.0, out=oracle)  # into the model's grads
+            torch.addcmul(train, oracle, coefficient, value=-1.0, out=train)  # into the model's grads
 
     def reset_stats(self) -> None:
         super().reset_stats()

@@ -5,9 +5,7 @@ before the coin, as the authors' code does, so that the draws match theirs."""
 
 from __future__ import annotations
 
-import torch
-
-from fslib.engine.surgery import Surgeon, project_conflicting
+from fslib.engine.surgery import Surgeon, gradient_products, project_conflicting
 
 
 class StochasticGradientSurgery(Surgeon):
@@ -17,8 +15,7 @@ class StochasticGradientSurgery(Surgeon):
         lang = self.draw_oracle_language()
         if lang is None:
             return
-        saved, flat = self.oracle_gradient(lang)
-        dot = torch.dot(saved, flat)
-        oracle_norm2 = torch.dot(flat, flat)
-        self.record(dot, saved.norm(), oracle_norm2)
-        project_conflicting(saved, flat, dot=dot, ref_norm2=oracle_norm2, out=flat)  # into the model's grads
+        train, oracle = self.oracle_gradient(lang)
+        dot, train_norm, oracle_norm2 = gradient_products(self.grads, self.fused)
+        self.record(dot, train_norm, oracle_norm2)
+        project_conflicting(train, oracle, dot=dot, ref_norm2=oracle_norm2, out=train)  # the model's gradient
