@@ -270,6 +270,28 @@ def test_a_non_finite_loss_names_the_step_and_languages():
               description="toy", progress=False)
 
 
+def test_the_loop_reads_the_losses_once_per_log_interval(monkeypatch):
+    """On a GPU every read of a device value waits for it: the loop reads the step losses (and checks them) once
+    every `log_every` steps, not at every step. Counted: the reads made in fslib/engine/training.py itself."""
+    import sys
+
+    import fslib.engine.training as training
+
+    reads = []
+    for name in ("item", "tolist", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            if sys._getframe(1).f_code.co_filename == training.__file__:
+                reads.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    outcome = train(Toy(), toy_features(40), settings(epochs=2), collator=collate, seed=0, device=CPU,
+                    progress=False, log_every=5)
+    assert [entry["step"] for entry in outcome.training_log if entry["kind"] == "interval"] == [5, 10, 15, 20]
+    assert reads == ["tolist"] * 4  # 20 steps, one read per interval of 5
+    assert all(math.isfinite(entry["loss"]) for entry in outcome.training_log)
+
 # ---- where the surgery is applied ---------------------------------------------------------------------------
 def always_conflicting_surgery(alpha=1.0):
     """A surgery factory whose oracle gradient is minus the gradient of a fixed batch: it conflicts with the

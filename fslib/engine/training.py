@@ -122,7 +122,7 @@ def optimisation_step(model: torch.nn.Module, group: list[dict], *, grads: FlatG
     """One optimiser step over a group of micro-batches (gradient accumulation): forward and backward of each,
     the surgery, clipping, AdamW and the schedule; the flat gradient buffer is zeroed for the next step. Returns
     the mean loss of the micro-batches, on the device: nothing here waits for the GPU, so the caller checks that
-    the loss is finite (one host sync per step, where `train` reads it anyway).
+    the loss is finite (`train` reads the losses of `log_every` steps at once, in one host sync).
 
     With a gradient `scaler` (fp16) the backward passes and the surgery work on scaled gradients (the projection
     does not depend on the scale; the surgeon must scale its oracle loss the same way, see `train`), which are
@@ -227,6 +227,23 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             best_score, outcome.selected_epoch, outcome.selected_step = score, epoch, outcome.steps
             best_state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
+    pending: list[tuple[int, int, list[str], torch.Tensor]] = []  # (step, epoch, languages, loss on the device)
+
+    def settle() -> None:
+        """Read the losses of the steps since the last read, in one host sync (so that the GPU is not waited for
+        at every step), and stop at the first that is not finite."""
+        if not pending:
+            return
+        values = torch.stack([loss for *_, loss in pending]).tolist()
+        for (step, epoch, langs, _), value in zip(pending, values):
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"loss is {value} at {description}: step {step} (epoch {epoch}); "
+                                       f"languages in the batch: {', '.join(langs)}")
+        interval_losses.extend(values)
+        epoch_losses.extend(values)
+        pending.clear()
+        bar.set_postfix(epoch=epoch, loss=f"{values[-1]:.3f}")
+
     def log(kind: str, epoch: int, losses: list[float], learning_rate: float) -> None:
         entry = {"stage": description, "kind": kind, "epoch": epoch, "step": outcome.steps,
                  "loss": sum(losses) / len(losses), "learning_rate": learning_rate}
@@ -245,24 +262,21 @@ def train(model: torch.nn.Module, features: Dataset, settings: StageSettings, *,
             langs = sorted({lang for batch in group for lang in batch["langs"]})
             outcome.steps += 1
             learning_rate = optimizer.param_groups[0]["lr"]  # the rate this step uses
-            loss = optimisation_step(model, group, grads=grads, optimizer=optimizer, scheduler=scheduler,
-                                     settings=settings, device=device, surgeon=surgeon,
-                                     surgery_granularity=surgery_granularity, scaler=scaler).item()
-            if not math.isfinite(loss):  # checked after the step: a check per micro-batch would stall the GPU
-                raise TrainingDiverged(f"loss is {loss} at {description}: step {outcome.steps} (epoch {epoch}); "
-                                       f"languages in the batch: {', '.join(langs)}")
-            interval_losses.append(loss)
-            epoch_losses.append(loss)
+            pending.append((outcome.steps, epoch, langs, optimisation_step(
+                model, group, grads=grads, optimizer=optimizer, scheduler=scheduler, settings=settings,
+                device=device, surgeon=surgeon, surgery_granularity=surgery_granularity, scaler=scaler)))
             if outcome.steps % log_every == 0:
+                settle()  # the losses are read (and checked) here, before an evaluation and at the epoch's end
                 log("interval", epoch, interval_losses, learning_rate)
                 interval_losses = []
             bar.update()
-            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
             if every and (outcome.steps % every == 0 or outcome.steps == total_steps):
+                settle()
                 evaluate(epoch)
         for leftover in micro_batches if settings.carry_leftovers else ():  # their gradients join the next step
             carry_over(model, leftover, settings=settings, device=device, surgeon=surgeon,
                        surgery_granularity=surgery_granularity, scaler=scaler)
+        settle()
         if interval_losses:
             log("interval", epoch, interval_losses, learning_rate)
         log("epoch", epoch, epoch_losses, learning_rate)
