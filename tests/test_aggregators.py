@@ -27,14 +27,14 @@ RTOL = 1e-6
 
 
 def planted(shapes: list[int], oracles: list[torch.Tensor], surgeon_class, **options):
-    """A surgeon over parameters of `shapes` whose oracle pass writes the next of `oracles` into the buffer;
-    alpha 1, float64 so that agreement is judged at 1e-6."""
+    """A surgeon over parameters of `shapes` whose oracle pass writes the next of `oracles` into the buffer the
+    gradients point at (the surgeon's oracle buffer); alpha 1, float64 so that agreement is judged at 1e-6."""
     parameters = [torch.nn.Parameter(torch.zeros(n, dtype=torch.float64)) for n in shapes]
     grads = FlatGradients(parameters)
     queue = list(oracles)
 
     def oracle_pass(lang):
-        grads.buffer.copy_(queue.pop(0))
+        grads.attached.copy_(queue.pop(0))
 
     return grads, surgeon_class(grads, ["de"], 1.0, 0, oracle_pass=oracle_pass, **options)
 
