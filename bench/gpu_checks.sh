@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of the kit in one short run (about 7 minutes on one H100): the surgery benchmark with the xlm-roberta-large
-# shape in bf16 (the paper's step and the authors' micro-batch preset), the CUDA tests (the captured oracle pass
-# against the eager one, bf16 autocast, the integrations) and the Trainer parity benchmark.
+# shape in bf16 (the paper's step and the authors' micro-batch preset; the fused sums against the reductions), every
+# CUDA-marked test (the captured oracle pass against the eager one, the fused sums, bf16 autocast, the
+# integrations) and the Trainer parity benchmark.
 # Results go to $OUT (default bench/results/gpu-<date>/): JSON files and logs.
 #
 #   bash bench/gpu_checks.sh
@@ -28,11 +29,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch, transformers, datasets; print('torch', torch.__version__, 'transformers', transformers.__version__,
 'datasets', datasets.__version__)"
 step surgery_large 170 $PY bench/surgery_overhead.py --device cuda --bf16 --shape large --warmup 6 --steps 10 \
-    --repeats 2 --variants naive,gradient,gradient_eager,gradient_a0.1 --out "$OUT/surgery_overhead-cuda-large.json"
+    --repeats 2 --variants naive,gradient,gradient_reductions,gradient_eager --out "$OUT/surgery_overhead-cuda-large.json"
 step surgery_large_authors 110 $PY bench/surgery_overhead.py --device cuda --bf16 --shape large --grad-accum 16 \
-    --granularity micro_batch --warmup 2 --steps 3 --repeats 2 --variants naive,gradient,gradient_eager \
+    --granularity micro_batch --warmup 2 --steps 3 --repeats 2 --variants naive,gradient,gradient_reductions,gradient_eager \
     --out "$OUT/surgery_overhead-cuda-large-authors.json"
-step cuda_tests 100 $PY -m pytest -q -p no:cacheprovider -m cuda tests/test_captured_oracle.py tests/test_surgery.py \
-    tests/test_engine.py tests/test_precision.py tests/test_integrations.py tests/test_config.py
+step cuda_tests 150 $PY -m pytest -q -p no:cacheprovider -m cuda tests/  # every CUDA-marked test
 step trainer_parity 80 $PY bench/trainer_parity.py --device cuda --repeats 2 --out "$OUT/trainer_parity-cuda.json"
 ls -la "$OUT"
