@@ -116,7 +116,8 @@ class FlatGradients:
 def gradient_products(grads: FlatGradients, fused: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """g·o, |g| and |o|^2 of the model's gradient g (`grads.buffer`) and the oracle's o (`grads.oracle`), as device
     scalars. fused: one matrix product of the (2, N) rows with their transpose (each row read once); else three
-    reductions (torch.dot, torch.norm: the reference). The two agree within fp32 rounding."""
+    reductions (torch.dot, torch.norm: the reference). The two agree within fp32 rounding, as long as fp32 matrix
+    products are not allowed TF32 (`torch.set_float32_matmul_precision("high")`; the kit leaves the default)."""
     if fused:
         gram = torch.mm(grads.rows, grads.rows.t())
         return gram[0, 1], gram[0, 0].sqrt(), gram[1, 1]
