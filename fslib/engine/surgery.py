@@ -66,6 +66,7 @@ class FlatGradients:
         first = self.parameters[0]
         self.rows = torch.zeros(1, sum(p.numel() for p in self.parameters), dtype=first.dtype, device=first.device)
         self.buffer, self.oracle = self.rows[0], None
+        self._views: dict[int, list[torch.Tensor]] = {}  # per row (its address): one view per parameter
         self.attach()
 
     def add_oracle_buffer(self) -> torch.Tensor:
@@ -74,6 +75,7 @@ class FlatGradients:
             rows = torch.zeros(2, self.buffer.numel(), dtype=self.buffer.dtype, device=self.buffer.device)
             rows[0].copy_(self.buffer)
             self.rows, self.buffer, self.oracle = rows, rows[0], rows[1]
+            self._views.clear()
             self.point_at(self.buffer)
         return self.oracle
 
@@ -81,11 +83,13 @@ class FlatGradients:
         self.attached.zero_()
 
     def point_at(self, buffer: torch.Tensor) -> None:
-        """Point every `.grad` at its slice of `buffer` (a row of `rows`), which then receives the gradients."""
-        offset = 0
-        for p in self.parameters:
-            p.grad = buffer[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
+        """Point every `.grad` at its slice of `buffer` (a row of `rows`), which then receives the gradients. The
+        views are made once per row: a surgery points the gradients away and back every time."""
+        if buffer.data_ptr() not in self._views:
+            slices = torch.split(buffer, [p.numel() for p in self.parameters])
+            self._views[buffer.data_ptr()] = [part.view_as(p) for part, p in zip(slices, self.parameters)]
+        for p, view in zip(self.parameters, self._views[buffer.data_ptr()]):
+            p.grad = view
         self.attached = buffer
 
     def attach(self) -> None:
